@@ -1,0 +1,141 @@
+//! `lanes.toml`: project rules read by the macros and by `cargo lanes audit`.
+//!
+//! ```toml
+//! # Calls that block, beyond the built-in table.
+//! [[blocking]]
+//! path = "legacy_db::query"          # matches `legacy_db::query(..)` and longer paths ending so
+//! reason = "legacy_db is a synchronous client"
+//! fix = "use `legacy_db::r#async::query(..).await`"
+//!
+//! [[blocking]]
+//! method = "fetch_sync"              # matches any `.fetch_sync(..)` call
+//!
+//! # Built-in rules (by id) or calls (by path, `.method` for methods) never flagged.
+//! allow = ["std::fs::metadata", "thread-join"]
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+/// The file name looked for at the crate root.
+pub const FILE_NAME: &str = "lanes.toml";
+
+/// Overrides the folder `lanes.toml` is read from (like clippy's
+/// `CLIPPY_CONF_DIR`); the crate root (`CARGO_MANIFEST_DIR`) otherwise.
+pub const DIR_ENV: &str = "LANES_CONF_DIR";
+
+/// A project's rules.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub blocking: Vec<CustomRule>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// One extra blocking call.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRule {
+    /// A function path: matches calls written with at least its last two
+    /// segments (or its only one).
+    pub path: Option<String>,
+    /// A method name: matches every `.method(..)` call.
+    pub method: Option<String>,
+    /// Why the call blocks, shown after its name.
+    pub reason: Option<String>,
+    /// What to do instead, shown after the semicolon.
+    pub fix: Option<String>,
+}
+
+/// A `lanes.toml` that could not be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses and validates the text of a `lanes.toml`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let error = |message: String| ConfigError { path: path.to_owned(), message };
+        let config: Config = toml::from_str(text).map_err(|e| error(e.to_string()))?;
+        for rule in &config.blocking {
+            match (&rule.path, &rule.method) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(error(
+                        "each [[blocking]] entry needs exactly one of `path` or `method`".into(),
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// The configuration of the crate being compiled: the file and its rules,
+    /// or `None` when there is no `lanes.toml`. Parsed once per file version,
+    /// since a macro runs once per annotated fn.
+    pub fn for_current_crate() -> Result<Option<(PathBuf, Config)>, ConfigError> {
+        let Some(dir) = std::env::var_os(DIR_ENV).or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
+        else {
+            return Ok(None);
+        };
+        let path = Path::new(&dir).join(FILE_NAME);
+        let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) else {
+            return Ok(None);
+        };
+        static CACHE: Mutex<Option<HashMap<PathBuf, (SystemTime, Config)>>> = Mutex::new(None);
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = cache.get_or_insert_with(HashMap::new);
+        if let Some((seen, config)) = cache.get(&path)
+            && *seen == modified
+        {
+            return Ok(Some((path, config.clone())));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError { path: path.clone(), message: e.to_string() })?;
+        let config = Config::parse(&text, &path)?;
+        cache.insert(path.clone(), (modified, config.clone()));
+        Ok(Some((path, config)))
+    }
+
+    /// A finding of `rule` for `call` is silenced by `allow`.
+    pub(crate) fn allows(&self, rule: &str, call: &str) -> bool {
+        self.allow.iter().any(|entry| entry == rule || entry == call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_needs_exactly_one_of_path_or_method() {
+        let both = "[[blocking]]\npath = \"a::b\"\nmethod = \"c\"\n";
+        let err = Config::parse(both, Path::new("lanes.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid lanes.toml: each [[blocking]] entry needs exactly one of `path` or `method`"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::parse("alow = []\n", Path::new("lanes.toml")).unwrap_err();
+        assert!(err.message.contains("unknown field `alow`"), "{}", err.message);
+    }
+}

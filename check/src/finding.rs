@@ -1,0 +1,54 @@
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+
+/// Where the checked code runs; decides which rules apply and how a finding
+/// is worded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The body of an `#[io_bound] async fn`: it runs on a tokio worker.
+    IoBound,
+    /// The body of a `#[blocking] fn`: blocking is its purpose, `.await` is not.
+    Blocking,
+    /// The body of a `#[cpu_bound] fn`: computation only.
+    CpuBound,
+}
+
+impl Scope {
+    /// The attribute as the user wrote it, for messages.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Scope::IoBound => "#[io_bound]",
+            Scope::Blocking => "#[blocking]",
+            Scope::CpuBound => "#[cpu_bound]",
+        }
+    }
+}
+
+/// One mistake found in a body: the tokens to underline and what to say.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// The rule id (`thread-sleep`, `await-in-sync-lane`, a `lanes.toml`
+    /// path, ..).
+    pub rule: String,
+    pub message: String,
+    /// First and last token of the offending code, so the error underlines
+    /// all of it.
+    pub start: Span,
+    pub end: Span,
+}
+
+impl Finding {
+    pub(crate) fn new(rule: impl Into<String>, message: String, start: Span, end: Span) -> Self {
+        Finding { rule: rule.into(), message, start, end }
+    }
+
+    /// The finding as a compile error over the offending tokens.
+    pub fn to_syn_error(&self) -> syn::Error {
+        // `new_spanned` takes its range from the first and last token of what
+        // it is given; two placeholder tokens carry the two ends.
+        let ends: TokenStream = [self.start, self.end]
+            .into_iter()
+            .map(|span| TokenTree::Ident(Ident::new("x", span)))
+            .collect();
+        syn::Error::new_spanned(ends, &self.message)
+    }
+}

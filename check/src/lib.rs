@@ -1,0 +1,21 @@
+//! The rule engine behind `lanes`: what counts as a blocking call, found in a
+//! fn body by path and shape (a macro sees tokens, not types).
+//!
+//! Shared by the `lanes` attribute macros and by `cargo lanes audit`, so the
+//! two always agree. The rules are DESIGN.md's "What counts as blocking";
+//! projects add their own in `lanes.toml` ([`Config`]).
+
+mod config;
+mod escape;
+mod finding;
+mod rules;
+mod visit;
+
+pub use config::{Config, ConfigError, CustomRule, DIR_ENV, FILE_NAME};
+pub use escape::{is_allow_attr, strip_allow_attrs};
+pub use finding::{Finding, Scope};
+pub use rules::{BUILTIN, Kind, Matcher, Rule};
+pub use visit::scan;
+
+#[cfg(test)]
+mod tests;
