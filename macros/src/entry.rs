@@ -1,0 +1,63 @@
+//! The driver shared by every lane: parse -> validate -> expand. Every exit
+//! emits an item, so a mistake never makes the fn disappear.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+
+use crate::errors::Errors;
+use crate::item::LaneFn;
+use crate::{Lane, args, expand, valid};
+
+pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenStream {
+    let Ok(func) = syn::parse2::<LaneFn>(item.clone()) else {
+        let error = syn::Error::new_spanned(
+            &item,
+            format!("{} goes on a fn item", lane.attribute()),
+        );
+        let error = error.to_compile_error();
+        return quote!(#error #item);
+    };
+    let Ok(mut body) = func.body_block() else {
+        // rustc reports the syntax error itself, once, on the original item.
+        return item;
+    };
+
+    let mut errors = Errors::default();
+    let args = args::parse(lane, args, &mut errors);
+    valid::signature(lane, &func.sig, &mut errors);
+    let (config, prelude) = match lanes_check::Config::for_current_crate() {
+        Ok(Some((path, config))) => (config, config_tracking(&path)),
+        Ok(None) => Default::default(),
+        Err(error) => {
+            // The built-in rules still apply.
+            errors.push(syn::Error::new(Span::call_site(), error));
+            Default::default()
+        }
+    };
+    for finding in lanes_check::scan(&body, lane, &config) {
+        errors.push(finding.to_syn_error());
+    }
+    lanes_check::strip_allow_attrs(&mut body);
+
+    if errors.is_empty() {
+        expand::lane(lane, &func, &body, &args, &prelude)
+    } else {
+        let errors = errors.to_compile_error();
+        let fallback = expand::fallback(&func, &body, &prelude);
+        quote!(#errors #fallback)
+    }
+}
+
+/// Makes cargo rebuild the crate when `lanes.toml` or `LANES_CONF_DIR`
+/// changes: proc macros cannot declare the files they read on stable Rust,
+/// but `include_bytes!` and `option_env!` are tracked.
+fn config_tracking(path: &std::path::Path) -> TokenStream {
+    let path = path.display().to_string();
+    let env = lanes_check::DIR_ENV;
+    quote! {
+        const _: () = {
+            let _ = ::core::include_bytes!(#path);
+            let _ = ::core::option_env!(#env);
+        };
+    }
+}

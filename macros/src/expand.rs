@@ -1,0 +1,113 @@
+//! What each lane turns a fn into, and the fallback emitted beside errors.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
+
+use crate::Lane;
+use crate::args::LaneArgs;
+use crate::item::LaneFn;
+use crate::private;
+
+/// The lane's rewrite of a fn that passed every check. `prelude` holds items
+/// the expansion must carry whatever the lane (config file tracking).
+pub(crate) fn lane(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+    match lane {
+        Lane::IoBound => {
+            // Runs on the tokio worker, as written.
+            let stmts = &body.stmts;
+            emit(func, &func.sig, quote!({ #prelude #(#stmts)* }))
+        }
+        Lane::Blocking | Lane::CpuBound => offloaded(lane, func, body, args, prelude),
+    }
+}
+
+/// `fn f(args) -> R { body }` becomes
+/// `async fn f(args) -> R { run_<lane>(&SITE, move || -> R { body }).await }`:
+/// the arguments are captured by the closure and moved to the pool thread.
+fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+    let private = private::path();
+    let name = func.sig.ident.to_string();
+    let limit = match args.limit {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let run = match lane {
+        Lane::Blocking => quote!(run_blocking),
+        _ => quote!(run_cpu),
+    };
+    let closure_output = match &func.sig.output {
+        // A closure cannot name an `impl Trait` return type; inference does it.
+        ReturnType::Type(_, ty) if !mentions_impl_trait(ty) => quote!(-> #ty),
+        _ => TokenStream::new(),
+    };
+    let checks = ownership_checks(&func.sig);
+    let sig = Signature { asyncness: Some(Token![async](func.sig.fn_token.span)), ..func.sig.clone() };
+    emit(
+        func,
+        &sig,
+        quote!({
+            #prelude
+            #checks
+            static __LANES_SITE: #private::Site = #private::Site::new(
+                ::core::concat!(::core::module_path!(), "::", #name),
+                #limit,
+            );
+            #private::#run(&__LANES_SITE, move || #closure_output #body).await
+        }),
+    )
+}
+
+/// One hidden assertion per argument and for the result, spanned at the
+/// type, so that a type that cannot cross threads (`Rc<T>`, a raw pointer)
+/// is reported where it is written.
+fn ownership_checks(sig: &Signature) -> TokenStream {
+    let private = private::path();
+    let arg_types = sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(typed) => Some(&*typed.ty),
+        FnArg::Receiver(_) => None,
+    });
+    let result_type = match &sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => None,
+    };
+    arg_types
+        .map(|ty| (ty, quote!(argument_moves_to_another_thread)))
+        .chain(result_type.map(|ty| (ty, quote!(result_moves_from_another_thread))))
+        .filter(|(ty, _)| !mentions_impl_trait(ty))
+        .map(|(ty, check)| quote_spanned!(ty.span()=> #private::#check::<#ty>();))
+        .collect()
+}
+
+fn mentions_impl_trait(ty: &Type) -> bool {
+    struct FindImpl(bool);
+    impl<'ast> Visit<'ast> for FindImpl {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = FindImpl(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// What is emitted beside errors: a fn of the same outward shape as a
+/// success (`async`, for every lane), with the body kept inline, so that
+/// callers' `.await` compiles and the user sees only the real mistakes.
+pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+    let sig = Signature {
+        constness: None,
+        asyncness: Some(Token![async](func.sig.fn_token.span)),
+        abi: None,
+        ..func.sig.clone()
+    };
+    let stmts = &body.stmts;
+    emit(func, &sig, quote!({ #prelude #(#stmts)* }))
+}
+
+fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {
+    let LaneFn { attrs, vis, .. } = func;
+    quote!(#(#attrs)* #vis #sig #body)
+}

@@ -1,0 +1,31 @@
+//! Implementation detail of the `lanes` crate: the attribute macros. Their
+//! documentation lives on the re-exports in `lanes`.
+//!
+//! Each entry point is one line; [`entry::expand`] drives
+//! parse -> validate -> expand for every lane.
+
+mod args;
+mod entry;
+mod errors;
+mod expand;
+mod item;
+mod private;
+mod valid;
+
+use lanes_check::Scope as Lane;
+use proc_macro::TokenStream;
+
+#[proc_macro_attribute]
+pub fn io_bound(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Lane::IoBound, args.into(), item.into()).into()
+}
+
+#[proc_macro_attribute]
+pub fn blocking(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Lane::Blocking, args.into(), item.into()).into()
+}
+
+#[proc_macro_attribute]
+pub fn cpu_bound(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Lane::CpuBound, args.into(), item.into()).into()
+}

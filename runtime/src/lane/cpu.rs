@@ -1,0 +1,54 @@
+use super::{Site, bridge};
+use crate::config::{Config, lanes};
+
+/// Runs `f` on the CPU lane's rayon pool and awaits its result.
+pub async fn run<F, R>(site: &'static Site, f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (job, outcome) = bridge(site, f);
+    lanes().cpu.spawn(job);
+    outcome.get().await
+}
+
+pub(crate) fn pool(config: &Config) -> rayon::ThreadPool {
+    let nice = config.cpu_nice;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(config.cpu_threads)
+        .thread_name(|i| format!("lanes-cpu-{i}"))
+        .start_handler(move |_| lower_priority(nice))
+        .build()
+        .expect("the CPU lane's threads could not be started")
+}
+
+/// Makes the calling thread `steps` nicer than it is. Linux schedules
+/// threads individually, so this leaves the tokio workers at full priority.
+#[cfg(target_os = "linux")]
+fn lower_priority(steps: i32) {
+    if steps == 0 {
+        return;
+    }
+    // SAFETY: plain syscalls about the calling thread, by its own id.
+    // `getpriority` may return -1 as a valid nice value, so errno tells
+    // failure apart.
+    let failed = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if current == -1 && *libc::__errno_location() != 0 {
+            true
+        } else {
+            libc::setpriority(libc::PRIO_PROCESS, tid, (current + steps).min(19)) != 0
+        }
+    };
+    if failed {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "lanes: could not lower the priority of a CPU-lane thread; it competes with the tokio workers at equal priority"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_steps: i32) {}

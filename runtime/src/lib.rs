@@ -1,0 +1,160 @@
+//! Put each axum/tokio handler on the executor that fits its work, and refuse
+//! at compile time the handler that would stall the server.
+//!
+//! One blocking call inside an `async fn` (`std::thread::sleep`, `std::fs`, a
+//! sync HTTP or database client, `block_on`, a bcrypt hash) freezes a tokio
+//! worker and every request queued behind it. `lanes` gives each kind of work
+//! its lane:
+//!
+//! | attribute | write it on | runs on |
+//! |---|---|---|
+//! | [`#[io_bound]`](io_bound) | `async fn` | the tokio worker, as written, after a check for blocking calls |
+//! | [`#[blocking]`](blocking) | `fn` doing blocking I/O | tokio's blocking pool, behind limits |
+//! | [`#[cpu_bound]`](cpu_bound) | `fn` doing computation | a rayon pool at lower priority, awaited |
+//!
+//! The rewritten fns keep their names, visibility, generics and argument
+//! patterns, so they remain axum handlers:
+//!
+//! ```no_run
+//! use axum::{Router, extract::Path, routing::get};
+//!
+//! #[lanes::io_bound]
+//! async fn health() -> &'static str {
+//!     "ok"
+//! }
+//!
+//! #[lanes::blocking(limit = 8)]
+//! fn report(Path(id): Path<u32>) -> String {
+//!     std::fs::read_to_string(format!("/var/reports/{id}.txt")).unwrap_or_default()
+//! }
+//!
+//! #[lanes::cpu_bound]
+//! fn fib(Path(n): Path<u32>) -> String {
+//!     fn fib(n: u32) -> u64 { if n < 2 { n.into() } else { fib(n - 1) + fib(n - 2) } }
+//!     fib(n).to_string()
+//! }
+//!
+//! # async fn serve() {
+//! let app: Router = Router::new()
+//!     .route("/health", get(health))
+//!     .route("/report/{id}", get(report))
+//!     .route("/fib/{n}", get(fib));
+//! # }
+//! ```
+//!
+//! A blocking call in an `#[io_bound]` fn is a compile error at the call,
+//! with the fix:
+//!
+//! ```compile_fail
+//! #[lanes::io_bound]
+//! async fn handler() {
+//!     std::thread::sleep(std::time::Duration::from_millis(100));
+//!     // error: `std::thread::sleep` blocks the tokio worker inside #[io_bound];
+//!     //        use `tokio::time::sleep(..).await`, or move this work into a #[blocking] fn
+//! }
+//! ```
+//!
+//! # Behaviour you can rely on
+//! - The lanes start lazily with defaults; [`Config`] changes them.
+//! - A panic in a `#[blocking]` or `#[cpu_bound]` body resumes in the awaiting
+//!   task, exactly as if it had happened inline (tower-http's
+//!   `CatchPanicLayer` turns it into a 500), and never kills a pool thread.
+//! - When the awaiting future is dropped (the client went away) before the
+//!   work started, the work is skipped.
+//! - `#[blocking(limit = N)]` lets at most N calls of that fn run at once, so
+//!   one slow dependency cannot take every blocking thread; the lane as a
+//!   whole is bounded by [`Config::blocking_limit`].
+//!
+//! # Project rules and the escape hatch
+//! A `lanes.toml` at the crate root adds blocking calls and allows others
+//! (see the README). One statement can be exempted, with a written reason:
+//!
+//! ```
+//! #[lanes::io_bound]
+//! async fn load_settings() -> String {
+//!     #[lanes::allow_blocking("a 200-byte file on local disk, read once at start-up")]
+//!     let text = std::fs::read_to_string("settings.toml").unwrap_or_default();
+//!     text
+//! }
+//! ```
+
+mod config;
+mod lane;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use config::{Config, ConfigError};
+
+/// Marks an `async fn` that stays on the tokio worker, and checks its body
+/// for blocking calls at compile time (the rules are listed in the README).
+///
+/// ```
+/// #[lanes::io_bound]
+/// async fn fetch(path: String) -> std::io::Result<Vec<u8>> {
+///     tokio::fs::read(path).await
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use lanes_macros::io_bound;
+
+/// Runs a synchronous fn doing blocking I/O on tokio's blocking pool, and
+/// makes it `async`. `#[blocking(limit = N)]` caps how many calls of this fn
+/// run at once.
+///
+/// Arguments move to the pool thread, so they must be owned (`Send +
+/// 'static`); `.await` is refused in the body.
+///
+/// ```
+/// #[lanes::blocking(limit = 4)]
+/// fn file_size(path: std::path::PathBuf) -> std::io::Result<u64> {
+///     Ok(std::fs::metadata(path)?.len())
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let size = file_size("Cargo.toml".into()).await;
+/// # }
+/// ```
+#[cfg(feature = "macros")]
+pub use lanes_macros::blocking;
+
+/// Runs a synchronous, CPU-heavy fn on the CPU lane's rayon pool, and makes
+/// it `async`. Sleeping and blocking I/O are refused in the body (they belong
+/// on `#[blocking]`).
+///
+/// ```
+/// #[lanes::cpu_bound]
+/// fn fib(n: u32) -> u64 {
+///     fn go(n: u32) -> u64 { if n < 2 { n.into() } else { go(n - 1) + go(n - 2) } }
+///     go(n)
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// assert_eq!(fib(20).await, 6765);
+/// # }
+/// ```
+#[cfg(feature = "macros")]
+pub use lanes_macros::cpu_bound;
+
+/// Runs a closure on the blocking lane (behind [`Config::blocking_limit`])
+/// and awaits it: the `#[blocking]` lane for code that is not a fn of its
+/// own.
+pub async fn run_blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    static SITE: lane::Site = lane::Site::new("lanes::run_blocking", None);
+    lane::blocking::run(&SITE, f).await
+}
+
+/// Runs a closure on the CPU lane and awaits it: the `#[cpu_bound]` lane for
+/// code that is not a fn of its own.
+pub async fn run_cpu<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    static SITE: lane::Site = lane::Site::new("lanes::run_cpu", None);
+    lane::cpu::run(&SITE, f).await
+}
