@@ -46,7 +46,7 @@ pub struct Rule {
     pub kind: Kind,
     pub matcher: Matcher,
     /// How the flagged call is named in the message; `{name}` is the called
-    /// function or method as written.
+    /// function or method, `{path}` the whole path, as written.
     pub call: &'static str,
     /// What to do instead on a tokio worker; `{name}` as above.
     pub fix: &'static str,
@@ -137,14 +137,14 @@ pub const BUILTIN: &[Rule] = &[
         id: "reqwest-blocking",
         kind: Kind::Blocking,
         matcher: Matcher::PathPrefix(&["reqwest", "blocking"]),
-        call: "`reqwest::blocking`",
+        call: "`{path}`",
         fix: fix!("use the async `reqwest::Client` and `.await` its futures"),
     },
     Rule {
         id: "ureq",
         kind: Kind::Blocking,
         matcher: Matcher::PathPrefix(&["ureq"]),
-        call: "`ureq`, a blocking HTTP client,",
+        call: "`{path}` (a blocking HTTP client)",
         fix: fix!("use an async client such as `reqwest::Client`"),
     },
     // Re-entering a runtime.
@@ -211,14 +211,14 @@ pub const BUILTIN: &[Rule] = &[
         id: "bcrypt",
         kind: Kind::CpuHeavy,
         matcher: Matcher::PathPrefix(&["bcrypt"]),
-        call: "`bcrypt::{name}`",
+        call: "`{path}`",
         fix: CPU_FIX,
     },
     Rule {
         id: "argon2",
         kind: Kind::CpuHeavy,
         matcher: Matcher::PathPrefix(&["argon2"]),
-        call: "`argon2::{name}`",
+        call: "`{path}`",
         fix: CPU_FIX,
     },
     Rule {
@@ -239,14 +239,14 @@ pub const BUILTIN: &[Rule] = &[
         id: "scrypt",
         kind: Kind::CpuHeavy,
         matcher: Matcher::PathPrefix(&["scrypt"]),
-        call: "`scrypt::{name}`",
+        call: "`{path}`",
         fix: CPU_FIX,
     },
     Rule {
         id: "pbkdf2",
         kind: Kind::CpuHeavy,
         matcher: Matcher::PathPrefix(&["pbkdf2"]),
-        call: "`pbkdf2::{name}`",
+        call: "`{path}`",
         fix: CPU_FIX,
     },
 ];

@@ -275,7 +275,7 @@ fn project_rules_add_calls_and_allow_built_ins() {
     );
     assert_eq!(
         found[1].2,
-        "`.fetch_sync` blocks the tokio worker inside #[io_bound]; move this work into a \
+        "`.fetch_sync(..)` blocks the tokio worker inside #[io_bound]; move this work into a \
          #[blocking] fn"
     );
 }

@@ -117,7 +117,7 @@ impl Walker<'_> {
         if self.config.allows(rule.id, canonical_call) {
             return;
         }
-        let call = rule.call.replace("{name}", name);
+        let call = rule.call.replace("{name}", name).replace("{path}", canonical_call);
         let fix = rule.fix.replace("{name}", name);
         self.report(rule.id, &call, &fix, start, end);
     }
@@ -165,6 +165,8 @@ impl Walker<'_> {
         if self.config.allows(rule, written) {
             return;
         }
+        let written =
+            if written.starts_with('.') { format!("{written}(..)") } else { written.to_owned() };
         let call = match &custom.reason {
             Some(reason) => format!("`{written}` ({reason})"),
             None => format!("`{written}`"),

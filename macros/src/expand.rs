@@ -1,6 +1,6 @@
 //! What each lane turns a fn into, and the fallback emitted beside errors.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -28,15 +28,15 @@ pub(crate) fn lane(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, pre
 /// `async fn f(args) -> R { run_<lane>(&SITE, move || -> R { body }).await }`:
 /// the arguments are captured by the closure and moved to the pool thread.
 fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
-    let private = private::path();
+    let private = private::path(Span::call_site());
     let name = func.sig.ident.to_string();
     let limit = match args.limit {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };
     let run = match lane {
-        Lane::Blocking => quote!(run_blocking),
-        _ => quote!(run_cpu),
+        Lane::Blocking => "run_blocking",
+        _ => "run_cpu",
     };
     let closure_output = match &func.sig.output {
         // A closure cannot name an `impl Trait` return type; inference does it.
@@ -44,6 +44,18 @@ fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: 
         _ => TokenStream::new(),
     };
     let checks = ownership_checks(&func.sig);
+    // Spanned at the return type: when the result cannot cross threads,
+    // rustc's error on the call (and its twin on the `.await`, which then
+    // collapses into it) lands on the type.
+    let call_span = match &func.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let run = Ident::new(run, call_span);
+    let run_path = private::path(call_span);
+    let call = quote_spanned!(call_span=>
+        #run_path::#run(&__LANES_SITE, move || #closure_output #body).await
+    );
     let sig = Signature { asyncness: Some(Token![async](func.sig.fn_token.span)), ..func.sig.clone() };
     emit(
         func,
@@ -55,29 +67,25 @@ fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: 
                 ::core::concat!(::core::module_path!(), "::", #name),
                 #limit,
             );
-            #private::#run(&__LANES_SITE, move || #closure_output #body).await
+            #call
         }),
     )
 }
 
-/// One hidden assertion per argument and for the result, spanned at the
-/// type, so that a type that cannot cross threads (`Rc<T>`, a raw pointer)
-/// is reported where it is written.
+/// One hidden assertion per argument, spanned at its type, so that a type
+/// that cannot cross threads (`Rc<T>`, a raw pointer) is reported where it
+/// is written rather than at the closure that captures it.
 fn ownership_checks(sig: &Signature) -> TokenStream {
-    let private = private::path();
-    let arg_types = sig.inputs.iter().filter_map(|input| match input {
-        FnArg::Typed(typed) => Some(&*typed.ty),
-        FnArg::Receiver(_) => None,
-    });
-    let result_type = match &sig.output {
-        ReturnType::Type(_, ty) => Some(&**ty),
-        ReturnType::Default => None,
-    };
-    arg_types
-        .map(|ty| (ty, quote!(argument_moves_to_another_thread)))
-        .chain(result_type.map(|ty| (ty, quote!(result_moves_from_another_thread))))
-        .filter(|(ty, _)| !mentions_impl_trait(ty))
-        .map(|(ty, check)| quote_spanned!(ty.span()=> #private::#check::<#ty>();))
+    sig.inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) if !mentions_impl_trait(&typed.ty) => Some(&*typed.ty),
+            _ => None,
+        })
+        .map(|ty| {
+            let private = private::path(ty.span());
+            quote_spanned!(ty.span()=> #private::argument_moves_to_another_thread::<#ty>();)
+        })
         .collect()
 }
 

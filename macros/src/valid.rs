@@ -1,7 +1,7 @@
 //! Signature rules, one fn each, shared by the lanes.
 
 use syn::visit::Visit;
-use syn::{FnArg, Lifetime, ReturnType, Signature, Type, TypeReference};
+use syn::{FnArg, Lifetime, Signature, Type, TypeReference};
 
 use crate::Lane;
 use crate::errors::Errors;
@@ -88,42 +88,15 @@ fn owned_arguments(lane: Lane, sig: &Signature, errors: &mut Errors) {
                     ),
                 ));
             }
-            FnArg::Receiver(receiver) => borrowed_types(attr, Role::Argument, &receiver.ty, errors),
-            FnArg::Typed(typed) => borrowed_types(attr, Role::Argument, &typed.ty, errors),
-        }
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        borrowed_types(attr, Role::Result, ty, errors);
-    }
-}
-
-/// Which end of the thread hop a type is on, for the message.
-#[derive(Clone, Copy)]
-enum Role {
-    Argument,
-    Result,
-}
-
-impl Role {
-    fn must_be_owned(self) -> &'static str {
-        match self {
-            Role::Argument => "moves its arguments to another thread, so they must be owned",
-            Role::Result => "returns its result from another thread, so it must be owned",
-        }
-    }
-
-    fn borrows(self) -> &'static str {
-        match self {
-            Role::Argument => "borrows from the caller, take",
-            Role::Result => "borrows, return",
+            FnArg::Receiver(receiver) => borrowed_types(attr, &receiver.ty, errors),
+            FnArg::Typed(typed) => borrowed_types(attr, &typed.ty, errors),
         }
     }
 }
 
-fn borrowed_types(attr: &str, role: Role, ty: &Type, errors: &mut Errors) {
+fn borrowed_types(attr: &str, ty: &Type, errors: &mut Errors) {
     struct Borrows<'e> {
         attr: &'e str,
-        role: Role,
         errors: &'e mut Errors,
     }
     impl<'ast> Visit<'ast> for Borrows<'_> {
@@ -135,11 +108,10 @@ fn borrowed_types(attr: &str, role: Role, ty: &Type, errors: &mut Errors) {
             self.errors.push(syn::Error::new_spanned(
                 reference,
                 format!(
-                    "{} {} (`Send + 'static`); `{}` {} {} instead",
+                    "{} moves its arguments to another thread, so they must be owned \
+                     (`Send + 'static`); `{}` borrows from the caller, take {} instead",
                     self.attr,
-                    self.role.must_be_owned(),
                     tidy(&written),
-                    self.role.borrows(),
                     owned_twin(reference)
                 ),
             ));
@@ -149,33 +121,37 @@ fn borrowed_types(attr: &str, role: Role, ty: &Type, errors: &mut Errors) {
                 self.errors.push(syn::Error::new(
                     lifetime.span(),
                     format!(
-                        "{} {} (`Send + 'static`); `{lifetime}` borrows, use an owned type",
+                        "{} moves its arguments to another thread, so they must be owned \
+                         (`Send + 'static`); `{lifetime}` borrows from the caller, take an \
+                         owned type instead",
                         self.attr,
-                        self.role.must_be_owned(),
                     ),
                 ));
             }
         }
     }
-    Borrows { attr, role, errors }.visit_type(ty);
+    Borrows { attr, errors }.visit_type(ty);
 }
 
 fn is_static(lifetime: Option<&Lifetime>) -> bool {
     lifetime.is_some_and(|l| l.ident == "static")
 }
 
-/// The owned type to suggest for a borrowed one.
+/// The owned type to suggest for a borrowed one: `&str` -> `String`,
+/// `&std::path::Path` -> `std::path::PathBuf`, `&[T]` -> `Vec<T>`.
 fn owned_twin(reference: &TypeReference) -> String {
-    let inner = quote::ToTokens::to_token_stream(&reference.elem).to_string();
-    let inner = tidy(&inner);
-    match (&*reference.elem, inner.as_str()) {
-        (_, "str") => "`String`".to_owned(),
-        (_, "Path") => "`PathBuf`".to_owned(),
-        (Type::Slice(slice), _) => {
-            let elem = tidy(&quote::ToTokens::to_token_stream(&slice.elem).to_string());
-            format!("`Vec<{elem}>`")
-        }
-        _ => format!("`{inner}` (or an `Arc<{inner}>` to share it)"),
+    const TWINS: &[(&str, &str)] =
+        &[("str", "String"), ("Path", "PathBuf"), ("OsStr", "OsString"), ("CStr", "CString")];
+    let inner = tidy(&quote::ToTokens::to_token_stream(&reference.elem).to_string());
+    if let Type::Slice(slice) = &*reference.elem {
+        let elem = tidy(&quote::ToTokens::to_token_stream(&slice.elem).to_string());
+        return format!("`Vec<{elem}>`");
+    }
+    let (prefix, last) = inner.rsplit_once("::").map_or(("", inner.as_str()), |(p, l)| (p, l));
+    match TWINS.iter().find(|(borrowed, _)| *borrowed == last) {
+        Some((_, owned)) if prefix.is_empty() => format!("`{owned}`"),
+        Some((_, owned)) => format!("`{prefix}::{owned}`"),
+        None => format!("`{inner}` (or an `Arc<{inner}>` to share it)"),
     }
 }
 

@@ -2,12 +2,9 @@
 //! follows semver.
 
 pub use crate::lane::Site;
-pub use crate::lane::blocking::run as run_blocking;
-pub use crate::lane::cpu::run as run_cpu;
+pub use crate::lane::blocking::run_blocking;
+pub use crate::lane::cpu::run_cpu;
 
 /// Spanned at each argument type of a `#[blocking]` or `#[cpu_bound]` fn:
 /// rustc names this fn when a type cannot move to a pool thread.
 pub fn argument_moves_to_another_thread<T: Send + 'static>() {}
-
-/// Spanned at the return type of a `#[blocking]` or `#[cpu_bound]` fn.
-pub fn result_moves_from_another_thread<T: Send + 'static>() {}

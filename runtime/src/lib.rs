@@ -145,7 +145,7 @@ where
     R: Send + 'static,
 {
     static SITE: lane::Site = lane::Site::new("lanes::run_blocking", None);
-    lane::blocking::run(&SITE, f).await
+    lane::blocking::run_blocking(&SITE, f).await
 }
 
 /// Runs a closure on the CPU lane and awaits it: the `#[cpu_bound]` lane for
@@ -156,5 +156,5 @@ where
     R: Send + 'static,
 {
     static SITE: lane::Site = lane::Site::new("lanes::run_cpu", None);
-    lane::cpu::run(&SITE, f).await
+    lane::cpu::run_cpu(&SITE, f).await
 }

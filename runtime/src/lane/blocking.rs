@@ -3,7 +3,7 @@ use crate::config::lanes;
 
 /// Runs `f` on tokio's blocking pool behind the lane's bulkhead and the fn's
 /// own limit, and awaits its result.
-pub async fn run<F, R>(site: &'static Site, f: F) -> R
+pub async fn run_blocking<F, R>(site: &'static Site, f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,

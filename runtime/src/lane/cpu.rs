@@ -2,7 +2,7 @@ use super::{Site, bridge};
 use crate::config::{Config, lanes};
 
 /// Runs `f` on the CPU lane's rayon pool and awaits its result.
-pub async fn run<F, R>(site: &'static Site, f: F) -> R
+pub async fn run_cpu<F, R>(site: &'static Site, f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,

@@ -1,0 +1,6 @@
+#[lanes::blocking]
+async fn report() -> String {
+    String::new()
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[lanes::io_bound]
+async fn handler() -> u32 {
+    let x = ;
+    x
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lanes::blocking]
+const fn answer() -> u32 {
+    42
+}
+
+fn main() {}

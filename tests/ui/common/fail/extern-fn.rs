@@ -1,0 +1,6 @@
+#[lanes::cpu_bound]
+extern "C" fn answer() -> u32 {
+    42
+}
+
+fn main() {}

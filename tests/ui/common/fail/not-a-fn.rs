@@ -1,0 +1,4 @@
+#[lanes::io_bound]
+struct Handler;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lanes::io_bound]
+fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}
