@@ -29,3 +29,6 @@ pub fn blocking(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn cpu_bound(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Lane::CpuBound, args.into(), item.into()).into()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! No input, however malformed, makes the macros panic; a well-formed fn
+//! always expands to well-formed items.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::str::FromStr;
+
+use proc_macro2::{TokenStream, TokenTree};
+use proptest::prelude::*;
+
+use crate::{Lane, entry};
+
+const LANES: [Lane; 3] = [Lane::IoBound, Lane::Blocking, Lane::CpuBound];
+
+/// Argument lists, good and bad, tried with every item.
+const ARGS: [&str; 5] = ["", "limit = 4", "limit = 0, limit", "= =", "threads(2)"];
+
+/// Expands `item` under every lane and argument list; fails the test on a
+/// panic, and when a parseable fn does not come out as parseable items.
+fn expand_everywhere(item: &TokenStream) {
+    let item_is_fn = syn::parse2::<syn::ItemFn>(item.clone()).is_ok();
+    for lane in LANES {
+        for args in ARGS {
+            let args = TokenStream::from_str(args).expect("argument lists tokenize");
+            let expanded = catch_unwind(AssertUnwindSafe(|| entry::expand(lane, args, item.clone())))
+                .unwrap_or_else(|_| panic!("{lane:?} panicked on `{item}`"));
+            if item_is_fn {
+                syn::parse2::<syn::File>(expanded.clone())
+                    .unwrap_or_else(|e| panic!("{lane:?} made bad items ({e}) of `{item}`: `{expanded}`"));
+            }
+        }
+    }
+}
+
+/// The `.rs` files of the ui suites, which hold every shape the macros meet.
+fn corpus() -> Vec<TokenStream> {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    let mut files = Vec::new();
+    let mut dirs = vec![ui];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("the ui folder is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a ui case is readable");
+                files.push(TokenStream::from_str(&text).expect("a ui case tokenizes"));
+            }
+        }
+    }
+    assert!(files.len() >= 40, "found only {} ui cases", files.len());
+    files
+}
+
+/// The fn items of a file: its `fn` keyword and the tokens up to its body,
+/// with any attributes in front.
+fn fn_items(file: &TokenStream) -> Vec<Vec<TokenTree>> {
+    let tokens: Vec<TokenTree> = file.clone().into_iter().collect();
+    let mut items = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if !matches!(token, TokenTree::Ident(ident) if ident == "fn") {
+            continue;
+        }
+        let start = tokens[..i]
+            .iter()
+            .rposition(|t| matches!(t, TokenTree::Group(_)) || matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+            .map_or(0, |p| p + 1);
+        let end = tokens[i..]
+            .iter()
+            .position(|t| matches!(t, TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace))
+            .map_or(tokens.len(), |p| i + p + 1);
+        items.push(tokens[start..end].to_vec());
+    }
+    items
+}
+
+#[test]
+fn every_ui_case_and_every_mutilation_of_its_fns_expands_without_panicking() {
+    let mut inputs = 0;
+    for file in corpus() {
+        expand_everywhere(&file);
+        for item in fn_items(&file) {
+            for cut in 0..=item.len() {
+                expand_everywhere(&item[..cut].iter().cloned().collect());
+                inputs += 1;
+            }
+            for skip in 0..item.len() {
+                let without: TokenStream =
+                    item.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, t)| t.clone()).collect();
+                expand_everywhere(&without);
+                inputs += 1;
+            }
+        }
+    }
+    assert!(inputs > 500, "the corpus yielded only {inputs} inputs");
+}
+
+/// Tokens that make up fn items, so random sequences come close to real ones.
+const VOCABULARY: &[&str] = &[
+    "fn", "async", "const", "unsafe", "extern \"C\"", "pub", "f", "self", "&self", "&", "'a", "'static",
+    "mut", "x", ":", "u32", "String", "&str", "Rc<u8>", "impl Send", "->", "(", ")", "{", "}", "<", ">",
+    ",", ";", "=", ".await", ".lock().unwrap()", "let", "g", "std::thread::sleep(d)", "fs::read(p)",
+    "drop(g)", "#[lanes::allow_blocking]", "#[lanes::allow_blocking(\"ok\")]", "|| ", "async move",
+    "x.join()", "Command::new(c).output()", "where", "T", "?", "return", "Self",
+];
+
+fn token_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(VOCABULARY), 0..40).prop_map(|words| words.join(" "))
+}
+
+proptest! {
+    #[test]
+    fn random_token_sequences_never_panic(head in token_soup(), body in token_soup()) {
+        // Unbalanced delimiters do not tokenize, and so never reach a macro.
+        for text in [format!("{head} {{ {body} }}"), format!("fn f({head}) {{ {body} }}"), head] {
+            if let Ok(item) = TokenStream::from_str(&text) {
+                expand_everywhere(&item);
+            }
+        }
+    }
+}
