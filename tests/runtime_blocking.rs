@@ -16,7 +16,10 @@ struct Concurrency {
 
 impl Concurrency {
     const fn new() -> Self {
-        Concurrency { running: AtomicUsize::new(0), most: AtomicUsize::new(0) }
+        Concurrency {
+            running: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        }
     }
 
     fn enter(&self) -> usize {
@@ -57,7 +60,14 @@ async fn ten_sleeping_requests_run_together_on_two_workers() {
     let requests: Vec<_> = (0..10)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.get(format!("http://{addr}/sleep")).send().await?.text().await })
+            tokio::spawn(async move {
+                client
+                    .get(format!("http://{addr}/sleep"))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            })
         })
         .collect();
     for request in requests {
@@ -106,10 +116,19 @@ async fn extractor_patterns_work_on_every_lane() {
     let app = Router::new()
         .route("/item/{index}", get(item))
         .route("/total", post(total))
-        .with_state(Catalog { names: vec!["zero".into(), "one".into()] });
+        .with_state(Catalog {
+            names: vec!["zero".into(), "one".into()],
+        });
     let addr = serve(app).await;
     let client = reqwest::Client::new();
-    let name = client.get(format!("http://{addr}/item/1")).send().await.unwrap().text().await.unwrap();
+    let name = client
+        .get(format!("http://{addr}/item/1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(name, "one");
     let sum: u64 = client
         .post(format!("http://{addr}/total"))

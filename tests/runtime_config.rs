@@ -35,7 +35,10 @@ async fn a_configuration_is_checked_installed_once_and_in_force() {
         })
         .collect();
     for call in calls {
-        tokio::time::timeout(Duration::from_secs(10), call).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 

@@ -17,7 +17,12 @@ static POOL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn install_lanes() {
     static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| lanes::Config::new().cpu_threads(CPU_THREADS).install().unwrap());
+    INSTALL.call_once(|| {
+        lanes::Config::new()
+            .cpu_threads(CPU_THREADS)
+            .install()
+            .unwrap()
+    });
 }
 
 /// Runs `CPU_THREADS` CPU-lane calls that can only finish together, so it
@@ -82,10 +87,18 @@ async fn a_panicking_handler_answers_500_and_the_pool_keeps_its_threads() {
     let addr = serve(app).await;
     let client = reqwest::Client::new();
     for _ in 0..CPU_THREADS * 2 {
-        let response = client.get(format!("http://{addr}/explode")).send().await.unwrap();
+        let response = client
+            .get(format!("http://{addr}/explode"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let next = client.get(format!("http://{addr}/square/12")).send().await.unwrap();
+    let next = client
+        .get(format!("http://{addr}/square/12"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(next.status(), StatusCode::OK);
     assert_eq!(next.text().await.unwrap(), "144");
     all_cpu_threads_answer().await;
@@ -96,7 +109,10 @@ async fn the_panic_resumes_in_the_awaiting_task_with_its_message() {
     install_lanes();
     let _pool = POOL.lock().await;
     let panic = tokio::spawn(explode()).await.unwrap_err().into_panic();
-    assert_eq!(panic.downcast_ref::<&str>(), Some(&"the model weights are corrupt"));
+    assert_eq!(
+        panic.downcast_ref::<&str>(),
+        Some(&"the model weights are corrupt")
+    );
 }
 
 #[lanes::io_bound]
@@ -118,7 +134,10 @@ async fn health_answers_while_every_cpu_thread_is_busy() {
     .expect("/health answered while the CPU lane was saturated")
     .unwrap();
     assert_eq!(response.text().await.unwrap(), "ok");
-    assert!(!open.load(Ordering::SeqCst), "the CPU threads were still busy");
+    assert!(
+        !open.load(Ordering::SeqCst),
+        "the CPU threads were still busy"
+    );
     open.store(true, Ordering::SeqCst);
     for call in busy {
         call.await.unwrap();

@@ -71,7 +71,10 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parses and validates the text of a `lanes.toml`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let error = |message: String| ConfigError { path: path.to_owned(), message };
+        let error = |message: String| ConfigError {
+            path: path.to_owned(),
+            message,
+        };
         let config: Config = toml::from_str(text).map_err(|e| error(e.to_string()))?;
         for rule in &config.blocking {
             match (&rule.path, &rule.method) {
@@ -90,7 +93,8 @@ impl Config {
     /// or `None` when there is no `lanes.toml`. Parsed once per file version,
     /// since a macro runs once per annotated fn.
     pub fn for_current_crate() -> Result<Option<(PathBuf, Config)>, ConfigError> {
-        let Some(dir) = std::env::var_os(DIR_ENV).or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
+        let Some(dir) =
+            std::env::var_os(DIR_ENV).or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
         else {
             return Ok(None);
         };
@@ -106,8 +110,10 @@ impl Config {
         {
             return Ok(Some((path, config.clone())));
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError { path: path.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         let config = Config::parse(&text, &path)?;
         cache.insert(path.clone(), (modified, config.clone()));
         Ok(Some((path, config)))
@@ -115,7 +121,9 @@ impl Config {
 
     /// A finding of `rule` for `call` is silenced by `allow`.
     pub(crate) fn allows(&self, rule: &str, call: &str) -> bool {
-        self.allow.iter().any(|entry| entry == rule || entry == call)
+        self.allow
+            .iter()
+            .any(|entry| entry == rule || entry == call)
     }
 }
 
@@ -136,6 +144,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
         let err = Config::parse("alow = []\n", Path::new("lanes.toml")).unwrap_err();
-        assert!(err.message.contains("unknown field `alow`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `alow`"),
+            "{}",
+            err.message
+        );
     }
 }

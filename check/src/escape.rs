@@ -10,7 +10,12 @@ const NAME: &str = "allow_blocking";
 
 /// `attr` is `#[allow_blocking(..)]` or `#[lanes::allow_blocking(..)]`.
 pub fn is_allow_attr(attr: &Attribute) -> bool {
-    let segments: Vec<_> = attr.path().segments.iter().map(|s| s.ident.to_string()).collect();
+    let segments: Vec<_> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
     match segments.as_slice() {
         [name] => name == NAME,
         [krate, name] => krate == "lanes" && name == NAME,
@@ -29,7 +34,9 @@ pub(crate) fn statement_allow(stmt: &Stmt) -> Option<syn::Result<()>> {
 fn check_reason(attr: &Attribute) -> syn::Result<()> {
     let usage = "`#[lanes::allow_blocking]` needs a written reason: \
                  `#[lanes::allow_blocking(\"why this call cannot stall the server\")]`";
-    let reason: LitStr = attr.parse_args().map_err(|_| syn::Error::new_spanned(attr, usage))?;
+    let reason: LitStr = attr
+        .parse_args()
+        .map_err(|_| syn::Error::new_spanned(attr, usage))?;
     if reason.value().trim().is_empty() {
         return Err(syn::Error::new_spanned(reason, usage));
     }

@@ -38,7 +38,12 @@ pub struct Finding {
 
 impl Finding {
     pub(crate) fn new(rule: impl Into<String>, message: String, start: Span, end: Span) -> Self {
-        Finding { rule: rule.into(), message, start, end }
+        Finding {
+            rule: rule.into(),
+            message,
+            start,
+            end,
+        }
     }
 
     /// The finding as a compile error over the offending tokens.

@@ -64,7 +64,10 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "thread-sleep",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "thread", "sleep"], min: 1 },
+        matcher: Matcher::Path {
+            path: &["std", "thread", "sleep"],
+            min: 1,
+        },
         call: "`std::thread::sleep`",
         fix: fix!("use `tokio::time::sleep(..).await`"),
     },
@@ -72,28 +75,40 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "std-fs",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "fs", "*"], min: 2 },
+        matcher: Matcher::Path {
+            path: &["std", "fs", "*"],
+            min: 2,
+        },
         call: "`std::fs::{name}`",
         fix: fix!("use `tokio::fs::{name}(..).await`"),
     },
     Rule {
         id: "file-open",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "fs", "File", "open"], min: 2 },
+        matcher: Matcher::Path {
+            path: &["std", "fs", "File", "open"],
+            min: 2,
+        },
         call: "`std::fs::File::open`",
         fix: fix!("use `tokio::fs::File::open(..).await`"),
     },
     Rule {
         id: "file-create",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "fs", "File", "create"], min: 2 },
+        matcher: Matcher::Path {
+            path: &["std", "fs", "File", "create"],
+            min: 2,
+        },
         call: "`std::fs::File::create`",
         fix: fix!("use `tokio::fs::File::create(..).await`"),
     },
     Rule {
         id: "stdin",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "io", "stdin"], min: 2 },
+        matcher: Matcher::Path {
+            path: &["std", "io", "stdin"],
+            min: 2,
+        },
         call: "`std::io::stdin`",
         fix: fix!("use `tokio::io::stdin()` and `.await` its reads"),
     },
@@ -122,14 +137,20 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "tcp-connect",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["std", "net", "TcpStream", "*"], min: 2 },
+        matcher: Matcher::Path {
+            path: &["std", "net", "TcpStream", "*"],
+            min: 2,
+        },
         call: "`std::net::TcpStream::{name}`",
         fix: fix!("use `tokio::net::TcpStream::connect(..).await`"),
     },
     Rule {
         id: "socket-accept",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "accept", args: Some(0) },
+        matcher: Matcher::Method {
+            name: "accept",
+            args: Some(0),
+        },
         call: "`.accept()` on a std listener",
         fix: fix!("use `tokio::net::TcpListener` and `.accept().await`"),
     },
@@ -151,14 +172,20 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "block-on",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "block_on", args: None },
+        matcher: Matcher::Method {
+            name: "block_on",
+            args: None,
+        },
         call: "`.block_on(..)`",
         fix: "`.await` the future instead: a runtime entered from inside a runtime panics or deadlocks",
     },
     Rule {
         id: "block-on",
         kind: Kind::Blocking,
-        matcher: Matcher::Path { path: &["futures", "executor", "block_on"], min: 1 },
+        matcher: Matcher::Path {
+            path: &["futures", "executor", "block_on"],
+            min: 1,
+        },
         call: "`block_on`",
         fix: "`.await` the future instead: a runtime entered from inside a runtime panics or deadlocks",
     },
@@ -166,35 +193,50 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "tokio-blocking-recv",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "blocking_recv", args: None },
+        matcher: Matcher::Method {
+            name: "blocking_recv",
+            args: None,
+        },
         call: "`.blocking_recv()`",
         fix: "use `.recv().await`",
     },
     Rule {
         id: "tokio-blocking-send",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "blocking_send", args: None },
+        matcher: Matcher::Method {
+            name: "blocking_send",
+            args: None,
+        },
         call: "`.blocking_send(..)`",
         fix: "use `.send(..).await`",
     },
     Rule {
         id: "tokio-blocking-lock",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "blocking_lock", args: None },
+        matcher: Matcher::Method {
+            name: "blocking_lock",
+            args: None,
+        },
         call: "`.blocking_lock()`",
         fix: "use `.lock().await`",
     },
     Rule {
         id: "tokio-blocking-read",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "blocking_read", args: None },
+        matcher: Matcher::Method {
+            name: "blocking_read",
+            args: None,
+        },
         call: "`.blocking_read()`",
         fix: "use `.read().await`",
     },
     Rule {
         id: "tokio-blocking-write",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "blocking_write", args: None },
+        matcher: Matcher::Method {
+            name: "blocking_write",
+            args: None,
+        },
         call: "`.blocking_write()`",
         fix: "use `.write().await`",
     },
@@ -202,7 +244,10 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "thread-join",
         kind: Kind::Blocking,
-        matcher: Matcher::Method { name: "join", args: Some(0) },
+        matcher: Matcher::Method {
+            name: "join",
+            args: Some(0),
+        },
         call: "`.join()` on a thread",
         fix: "`.await` a `tokio::task::JoinHandle` (from `tokio::task::spawn_blocking`) instead",
     },
@@ -224,14 +269,20 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "password-hash",
         kind: Kind::CpuHeavy,
-        matcher: Matcher::Method { name: "hash_password", args: None },
+        matcher: Matcher::Method {
+            name: "hash_password",
+            args: None,
+        },
         call: "`.hash_password(..)`",
         fix: CPU_FIX,
     },
     Rule {
         id: "password-hash",
         kind: Kind::CpuHeavy,
-        matcher: Matcher::Method { name: "verify_password", args: None },
+        matcher: Matcher::Method {
+            name: "verify_password",
+            args: None,
+        },
         call: "`.verify_password(..)`",
         fix: CPU_FIX,
     },
@@ -251,7 +302,8 @@ pub const BUILTIN: &[Rule] = &[
     },
 ];
 
-const CPU_FIX: &str = "a password hash costs tens to hundreds of milliseconds of CPU; move it into a #[cpu_bound] fn";
+const CPU_FIX: &str =
+    "a password hash costs tens to hundreds of milliseconds of CPU; move it into a #[cpu_bound] fn";
 
 /// Paths whose closure arguments run somewhere else than the calling task, so
 /// blocking inside them is the point, not a mistake. Matched like
@@ -314,8 +366,14 @@ mod tests {
     #[test]
     fn prefix_matching_needs_an_item_inside_the_prefix() {
         assert!(path_starts_with(&segs("ureq::get"), &["ureq"]));
-        assert!(path_starts_with(&segs("reqwest::blocking::get"), &["reqwest", "blocking"]));
-        assert!(!path_starts_with(&segs("reqwest::get"), &["reqwest", "blocking"]));
+        assert!(path_starts_with(
+            &segs("reqwest::blocking::get"),
+            &["reqwest", "blocking"]
+        ));
+        assert!(!path_starts_with(
+            &segs("reqwest::get"),
+            &["reqwest", "blocking"]
+        ));
         assert!(!path_starts_with(&segs("ureq"), &["ureq"]));
     }
 }

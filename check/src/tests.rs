@@ -19,7 +19,10 @@ fn findings(source: &str, scope: Scope) -> Vec<(usize, usize, String)> {
 }
 
 fn messages(source: &str, scope: Scope) -> Vec<String> {
-    findings(source, scope).into_iter().map(|(_, _, m)| m).collect()
+    findings(source, scope)
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect()
 }
 
 #[test]
@@ -49,19 +52,33 @@ fn every_written_form_of_sleep_is_caught_but_an_awaited_sleep_is_not() {
         tokio::time::sleep(d).await;
         tokio::time::sleep(d);
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2, 3]);
 }
 
 #[test]
 fn fs_calls_name_their_async_twin() {
-    let found = messages("async fn h() { let s = fs::read_to_string(p)?; }", Scope::IoBound);
+    let found = messages(
+        "async fn h() { let s = fs::read_to_string(p)?; }",
+        Scope::IoBound,
+    );
     assert_eq!(
         found,
-        ["`std::fs::read_to_string` blocks the tokio worker inside #[io_bound]; use \
-          `tokio::fs::read_to_string(..).await`, or move this work into a #[blocking] fn"]
+        [
+            "`std::fs::read_to_string` blocks the tokio worker inside #[io_bound]; use \
+          `tokio::fs::read_to_string(..).await`, or move this work into a #[blocking] fn"
+        ]
     );
-    assert!(messages("async fn h() { tokio::fs::read(p).await?; }", Scope::IoBound).is_empty());
+    assert!(
+        messages(
+            "async fn h() { tokio::fs::read(p).await?; }",
+            Scope::IoBound
+        )
+        .is_empty()
+    );
     assert!(messages("async fn h() { fs::read(p).await?; }", Scope::IoBound).is_empty());
 }
 
@@ -76,7 +93,10 @@ fn command_methods_are_caught_through_chains_and_bindings() {
         response.status();
         tokio::process::Command::new(\"ls\").output().await?;
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2, 4, 6]);
 }
 
@@ -87,7 +107,10 @@ fn join_is_told_apart_by_its_arguments() {
         let s = parts.join(\",\");
         let p = dir.join(\"x\");
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2]);
 }
 
@@ -100,7 +123,10 @@ fn runtime_reentry_and_tokio_blocking_bridges() {
         m.blocking_lock();
         rx.recv().await;
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2, 3, 4, 5]);
 }
 
@@ -114,7 +140,10 @@ fn network_clients_and_password_hashes() {
         let a = argon2.hash_password(pw, &salt)?;
         let ok = reqwest::get(url).await?;
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2, 3, 4, 5, 6]);
 }
 
@@ -129,7 +158,10 @@ fn offloaded_closures_are_not_checked_but_inline_ones_are() {
         items.iter().for_each(|x| thread::sleep(d));
         tokio::spawn(async move { thread::sleep(d) });
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [7, 8]);
 }
 
@@ -139,7 +171,10 @@ fn macro_arguments_are_checked_and_join_awaits_its_futures() {
         println!(\"{}\", std::fs::read_to_string(p).unwrap());
         let (a, b) = tokio::join!(fs::read(p), fs::read(q));
     }";
-    let lines: Vec<usize> = findings(source, Scope::IoBound).iter().map(|f| f.0).collect();
+    let lines: Vec<usize> = findings(source, Scope::IoBound)
+        .iter()
+        .map(|f| f.0)
+        .collect();
     assert_eq!(lines, [2]);
 }
 
@@ -161,7 +196,11 @@ fn a_std_guard_alive_at_an_await_is_reported_at_the_await() {
     let found = findings(source, Scope::IoBound);
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].0, found[0].1), (4, 15));
-    assert!(found[0].2.starts_with("std lock guard `guard` (from `.lock()`) is still held at this `.await`"));
+    assert!(
+        found[0]
+            .2
+            .starts_with("std lock guard `guard` (from `.lock()`) is still held at this `.await`")
+    );
 }
 
 #[test]
@@ -214,7 +253,11 @@ fn await_is_refused_in_sync_lanes_except_inside_async_blocks() {
     let found = findings(source, Scope::Blocking);
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].0, found[0].1), (2, 23));
-    assert!(found[0].2.starts_with("`.await` cannot be used inside #[blocking]"));
+    assert!(
+        found[0]
+            .2
+            .starts_with("`.await` cannot be used inside #[blocking]")
+    );
 }
 
 #[test]
@@ -241,7 +284,11 @@ fn the_escape_hatch_needs_a_reason() {
     }";
     let found = findings(without, Scope::IoBound);
     assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [2, 4]);
-    assert!(found[0].2.starts_with("`#[lanes::allow_blocking]` needs a written reason"));
+    assert!(
+        found[0]
+            .2
+            .starts_with("`#[lanes::allow_blocking]` needs a written reason")
+    );
 }
 
 #[test]
@@ -287,7 +334,9 @@ fn stripping_removes_only_the_escape_hatch() {
     )
     .unwrap();
     crate::strip_allow_attrs(&mut item.block);
-    let syn::Stmt::Local(local) = &item.block.stmts[0] else { panic!("a let statement") };
+    let syn::Stmt::Local(local) = &item.block.stmts[0] else {
+        panic!("a let statement")
+    };
     assert_eq!(local.attrs.len(), 1);
     assert!(local.attrs[0].path().is_ident("rustfmt") || local.attrs[0].path().segments.len() == 2);
     assert!(!crate::is_allow_attr(&local.attrs[0]));

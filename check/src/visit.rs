@@ -41,9 +41,13 @@ struct Walker<'a> {
 /// The path of a call as written, `None` for a qualified path (`<T as Tr>::f`).
 fn written_path(expr: &Expr) -> Option<Vec<String>> {
     match expr {
-        Expr::Path(p) if p.qself.is_none() => {
-            Some(p.path.segments.iter().map(|s| s.ident.to_string()).collect())
-        }
+        Expr::Path(p) if p.qself.is_none() => Some(
+            p.path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -53,7 +57,11 @@ fn written_path(expr: &Expr) -> Option<Vec<String>> {
 fn path_ends(expr: &Expr) -> (Span, Span) {
     match expr {
         Expr::Path(p) => {
-            let first = p.path.segments.first().map_or_else(|| expr.span(), |s| s.ident.span());
+            let first = p
+                .path
+                .segments
+                .first()
+                .map_or_else(|| expr.span(), |s| s.ident.span());
             let last = p.path.segments.last().map_or(first, |s| s.ident.span());
             (first, last)
         }
@@ -84,7 +92,13 @@ fn canonical(pattern: &[&str], written: &[String]) -> String {
     pattern
         .iter()
         .enumerate()
-        .map(|(i, p)| if *p == "*" { written[i - offset].as_str() } else { p })
+        .map(|(i, p)| {
+            if *p == "*" {
+                written[i - offset].as_str()
+            } else {
+                p
+            }
+        })
         .collect::<Vec<_>>()
         .join("::")
 }
@@ -108,23 +122,38 @@ impl Walker<'_> {
                 "{call} blocks inside #[cpu_bound], idling one of the few CPU-lane threads; \
                  sleeping and blocking I/O belong in a #[blocking] fn"
             ),
-            _ => format!("{call} blocks the tokio worker inside {}; {fix}", self.scope.attribute()),
+            _ => format!(
+                "{call} blocks the tokio worker inside {}; {fix}",
+                self.scope.attribute()
+            ),
         };
         self.findings.push(Finding::new(rule, message, start, end));
     }
 
-    fn report_rule(&mut self, rule: &Rule, name: &str, canonical_call: &str, start: Span, end: Span) {
+    fn report_rule(
+        &mut self,
+        rule: &Rule,
+        name: &str,
+        canonical_call: &str,
+        start: Span,
+        end: Span,
+    ) {
         if self.config.allows(rule.id, canonical_call) {
             return;
         }
-        let call = rule.call.replace("{name}", name).replace("{path}", canonical_call);
+        let call = rule
+            .call
+            .replace("{name}", name)
+            .replace("{path}", canonical_call);
         let fix = rule.fix.replace("{name}", name);
         self.report(rule.id, &call, &fix, start, end);
     }
 
     /// A path call, `awaited` when it is the direct operand of `.await`.
     fn check_call(&mut self, call: &ExprCall, awaited: bool) {
-        let Some(path) = written_path(&call.func) else { return };
+        let Some(path) = written_path(&call.func) else {
+            return;
+        };
         if awaited || !self.checks_blocking_calls() {
             return;
         }
@@ -132,7 +161,9 @@ impl Walker<'_> {
         let (start, end) = path_ends(&call.func);
         for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
             let canonical_call = match rule.matcher {
-                Matcher::Path { path: pattern, min } if rules::path_matches(&path, pattern, min) => {
+                Matcher::Path { path: pattern, min }
+                    if rules::path_matches(&path, pattern, min) =>
+                {
                     canonical(pattern, &path)
                 }
                 Matcher::PathPrefix(prefix) if rules::path_starts_with(&path, prefix) => {
@@ -145,7 +176,9 @@ impl Walker<'_> {
         }
         let written = path.join("::");
         for custom in &self.config.blocking {
-            let Some(pattern) = &custom.path else { continue };
+            let Some(pattern) = &custom.path else {
+                continue;
+            };
             let pattern: Vec<&str> = pattern.split("::").collect();
             if rules::path_matches(&path, &pattern, pattern.len().min(2)) {
                 self.report_custom(custom, &pattern.join("::"), &written, start, end);
@@ -165,13 +198,19 @@ impl Walker<'_> {
         if self.config.allows(rule, written) {
             return;
         }
-        let written =
-            if written.starts_with('.') { format!("{written}(..)") } else { written.to_owned() };
+        let written = if written.starts_with('.') {
+            format!("{written}(..)")
+        } else {
+            written.to_owned()
+        };
         let call = match &custom.reason {
             Some(reason) => format!("`{written}` ({reason})"),
             None => format!("`{written}`"),
         };
-        let fix = custom.fix.as_deref().unwrap_or("move this work into a #[blocking] fn");
+        let fix = custom
+            .fix
+            .as_deref()
+            .unwrap_or("move this work into a #[blocking] fn");
         self.report(rule, &call, fix, start, end);
     }
 
@@ -231,7 +270,9 @@ impl Walker<'_> {
     /// Visits the parts of a call whose own blocking-ness was already judged.
     fn visit_call_parts(&mut self, call: &ExprCall) {
         let offloaded = written_path(&call.func).is_some_and(|p| {
-            OFFLOADERS.iter().any(|(pattern, min)| rules::path_matches(&p, pattern, *min))
+            OFFLOADERS
+                .iter()
+                .any(|(pattern, min)| rules::path_matches(&p, pattern, *min))
         });
         self.visit_expr(&call.func);
         for arg in &call.args {
@@ -255,7 +296,9 @@ impl Walker<'_> {
     /// `.await` of the same block.
     fn check_guards(&mut self, stmts: &[Stmt]) {
         for (i, stmt) in stmts.iter().enumerate() {
-            let Some((guard, method)) = guard_binding(stmt) else { continue };
+            let Some((guard, method)) = guard_binding(stmt) else {
+                continue;
+            };
             for later in &stmts[i + 1..] {
                 if is_drop_of(later, &guard) {
                     break;
@@ -267,7 +310,12 @@ impl Walker<'_> {
                          that needs it; drop the guard before awaiting (`drop({guard})` or end its \
                          block), or use `tokio::sync::Mutex`"
                     );
-                    self.findings.push(Finding::new("std-guard-across-await", message, dot, await_kw));
+                    self.findings.push(Finding::new(
+                        "std-guard-across-await",
+                        message,
+                        dot,
+                        await_kw,
+                    ));
                     break;
                 }
             }
@@ -299,7 +347,9 @@ fn binding_name(pat: &Pat) -> Option<String> {
 fn guard_binding(stmt: &Stmt) -> Option<(String, String)> {
     const LOCKS: &[&str] = &["lock", "read", "write", "try_lock", "try_read", "try_write"];
     const UNWRAPS: &[&str] = &["unwrap", "expect", "unwrap_or_else"];
-    let Stmt::Local(local) = stmt else { return None };
+    let Stmt::Local(local) = stmt else {
+        return None;
+    };
     let name = binding_name(&local.pat)?;
     let mut expr = peel(&local.init.as_ref()?.expr);
     loop {
@@ -320,7 +370,9 @@ fn guard_binding(stmt: &Stmt) -> Option<(String, String)> {
 
 /// `drop(name);`
 fn is_drop_of(stmt: &Stmt, name: &str) -> bool {
-    let Stmt::Expr(Expr::Call(call), _) = stmt else { return false };
+    let Stmt::Expr(Expr::Call(call), _) = stmt else {
+        return false;
+    };
     written_path(&call.func).is_some_and(|p| p.last().is_some_and(|f| f == "drop"))
         && call.args.len() == 1
         && written_path(&call.args[0]).is_some_and(|p| p == [name])
@@ -351,7 +403,12 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                 Some(Ok(())) => {}
                 Some(Err(error)) => {
                     let span = error.span();
-                    self.findings.push(Finding::new("allow-without-reason", error.to_string(), span, span));
+                    self.findings.push(Finding::new(
+                        "allow-without-reason",
+                        error.to_string(),
+                        span,
+                        span,
+                    ));
                 }
                 None => self.visit_stmt(stmt),
             }

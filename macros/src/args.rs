@@ -26,8 +26,7 @@ fn expected(lane: Lane) -> &'static str {
 /// Parses the arguments, reporting every bad one.
 pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut Errors) -> LaneArgs {
     let mut args = LaneArgs::default();
-    let Some(metas) =
-        errors.take(Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens))
+    let Some(metas) = errors.take(Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens))
     else {
         return args;
     };
@@ -59,7 +58,11 @@ pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut E
                 );
                 errors.push(syn::Error::new_spanned(
                     meta.path(),
-                    format!("unknown argument `{name}` for {}; {}", lane.attribute(), expected(lane)),
+                    format!(
+                        "unknown argument `{name}` for {}; {}",
+                        lane.attribute(),
+                        expected(lane)
+                    ),
                 ));
             }
         }
@@ -69,7 +72,10 @@ pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut E
 
 fn parse_limit(value: &Expr) -> syn::Result<usize> {
     let usage = "`limit` takes a whole number of concurrent calls: `#[blocking(limit = 8)]`";
-    let Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) = value else {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    else {
         return Err(syn::Error::new(value.span(), usage));
     };
     match int.base10_parse::<usize>() {

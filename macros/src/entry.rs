@@ -10,10 +10,8 @@ use crate::{Lane, args, expand, valid};
 
 pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenStream {
     let Ok(func) = syn::parse2::<LaneFn>(item.clone()) else {
-        let error = syn::Error::new_spanned(
-            &item,
-            format!("{} goes on a fn item", lane.attribute()),
-        );
+        let error =
+            syn::Error::new_spanned(&item, format!("{} goes on a fn item", lane.attribute()));
         let error = error.to_compile_error();
         return quote!(#error #item);
     };

@@ -20,6 +20,9 @@ impl Errors {
     }
 
     pub(crate) fn to_compile_error(&self) -> proc_macro2::TokenStream {
-        self.0.as_ref().map(syn::Error::to_compile_error).unwrap_or_default()
+        self.0
+            .as_ref()
+            .map(syn::Error::to_compile_error)
+            .unwrap_or_default()
     }
 }

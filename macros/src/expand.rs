@@ -13,7 +13,13 @@ use crate::private;
 
 /// The lane's rewrite of a fn that passed every check. `prelude` holds items
 /// the expansion must carry whatever the lane (config file tracking).
-pub(crate) fn lane(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+pub(crate) fn lane(
+    lane: Lane,
+    func: &LaneFn,
+    body: &Block,
+    args: &LaneArgs,
+    prelude: &TokenStream,
+) -> TokenStream {
     match lane {
         Lane::IoBound => {
             // Runs on the tokio worker, as written.
@@ -27,7 +33,13 @@ pub(crate) fn lane(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, pre
 /// `fn f(args) -> R { body }` becomes
 /// `async fn f(args) -> R { run_<lane>(&SITE, move || -> R { body }).await }`:
 /// the arguments are captured by the closure and moved to the pool thread.
-fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+fn offloaded(
+    lane: Lane,
+    func: &LaneFn,
+    body: &Block,
+    args: &LaneArgs,
+    prelude: &TokenStream,
+) -> TokenStream {
     let private = private::path(Span::call_site());
     let name = func.sig.ident.to_string();
     let limit = match args.limit {
@@ -56,7 +68,10 @@ fn offloaded(lane: Lane, func: &LaneFn, body: &Block, args: &LaneArgs, prelude: 
     let call = quote_spanned!(call_span=>
         #run_path::#run(&__LANES_SITE, move || #closure_output #body).await
     );
-    let sig = Signature { asyncness: Some(Token![async](func.sig.fn_token.span)), ..func.sig.clone() };
+    let sig = Signature {
+        asyncness: Some(Token![async](func.sig.fn_token.span)),
+        ..func.sig.clone()
+    };
     emit(
         func,
         &sig,

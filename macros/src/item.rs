@@ -21,7 +21,13 @@ impl Parse for LaneFn {
         let content;
         let brace = braced!(content in input);
         let body = content.parse()?;
-        Ok(LaneFn { attrs, vis, sig, brace, body })
+        Ok(LaneFn {
+            attrs,
+            vis,
+            sig,
+            brace,
+            body,
+        })
     }
 }
 
@@ -29,7 +35,9 @@ impl LaneFn {
     /// The body as statements, for the rules; `Err` when it does not parse.
     pub(crate) fn body_block(&self) -> syn::Result<Block> {
         let stmts = Block::parse_within.parse2(self.body.clone())?;
-        Ok(Block { brace_token: self.brace, stmts })
+        Ok(Block {
+            brace_token: self.brace,
+            stmts,
+        })
     }
-
 }

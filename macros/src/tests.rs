@@ -22,11 +22,13 @@ fn expand_everywhere(item: &TokenStream) {
     for lane in LANES {
         for args in ARGS {
             let args = TokenStream::from_str(args).expect("argument lists tokenize");
-            let expanded = catch_unwind(AssertUnwindSafe(|| entry::expand(lane, args, item.clone())))
-                .unwrap_or_else(|_| panic!("{lane:?} panicked on `{item}`"));
+            let expanded =
+                catch_unwind(AssertUnwindSafe(|| entry::expand(lane, args, item.clone())))
+                    .unwrap_or_else(|_| panic!("{lane:?} panicked on `{item}`"));
             if item_is_fn {
-                syn::parse2::<syn::File>(expanded.clone())
-                    .unwrap_or_else(|e| panic!("{lane:?} made bad items ({e}) of `{item}`: `{expanded}`"));
+                syn::parse2::<syn::File>(expanded.clone()).unwrap_or_else(|e| {
+                    panic!("{lane:?} made bad items ({e}) of `{item}`: `{expanded}`")
+                });
             }
         }
     }
@@ -63,7 +65,10 @@ fn fn_items(file: &TokenStream) -> Vec<Vec<TokenTree>> {
         }
         let start = tokens[..i]
             .iter()
-            .rposition(|t| matches!(t, TokenTree::Group(_)) || matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+            .rposition(|t| {
+                matches!(t, TokenTree::Group(_))
+                    || matches!(t, TokenTree::Punct(p) if p.as_char() == ';')
+            })
             .map_or(0, |p| p + 1);
         let end = tokens[i..]
             .iter()
@@ -85,8 +90,12 @@ fn every_ui_case_and_every_mutilation_of_its_fns_expands_without_panicking() {
                 inputs += 1;
             }
             for skip in 0..item.len() {
-                let without: TokenStream =
-                    item.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, t)| t.clone()).collect();
+                let without: TokenStream = item
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, t)| t.clone())
+                    .collect();
                 expand_everywhere(&without);
                 inputs += 1;
             }
@@ -97,11 +106,54 @@ fn every_ui_case_and_every_mutilation_of_its_fns_expands_without_panicking() {
 
 /// Tokens that make up fn items, so random sequences come close to real ones.
 const VOCABULARY: &[&str] = &[
-    "fn", "async", "const", "unsafe", "extern \"C\"", "pub", "f", "self", "&self", "&", "'a", "'static",
-    "mut", "x", ":", "u32", "String", "&str", "Rc<u8>", "impl Send", "->", "(", ")", "{", "}", "<", ">",
-    ",", ";", "=", ".await", ".lock().unwrap()", "let", "g", "std::thread::sleep(d)", "fs::read(p)",
-    "drop(g)", "#[lanes::allow_blocking]", "#[lanes::allow_blocking(\"ok\")]", "|| ", "async move",
-    "x.join()", "Command::new(c).output()", "where", "T", "?", "return", "Self",
+    "fn",
+    "async",
+    "const",
+    "unsafe",
+    "extern \"C\"",
+    "pub",
+    "f",
+    "self",
+    "&self",
+    "&",
+    "'a",
+    "'static",
+    "mut",
+    "x",
+    ":",
+    "u32",
+    "String",
+    "&str",
+    "Rc<u8>",
+    "impl Send",
+    "->",
+    "(",
+    ")",
+    "{",
+    "}",
+    "<",
+    ">",
+    ",",
+    ";",
+    "=",
+    ".await",
+    ".lock().unwrap()",
+    "let",
+    "g",
+    "std::thread::sleep(d)",
+    "fs::read(p)",
+    "drop(g)",
+    "#[lanes::allow_blocking]",
+    "#[lanes::allow_blocking(\"ok\")]",
+    "|| ",
+    "async move",
+    "x.join()",
+    "Command::new(c).output()",
+    "where",
+    "T",
+    "?",
+    "return",
+    "Self",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {

@@ -140,14 +140,20 @@ fn is_static(lifetime: Option<&Lifetime>) -> bool {
 /// The owned type to suggest for a borrowed one: `&str` -> `String`,
 /// `&std::path::Path` -> `std::path::PathBuf`, `&[T]` -> `Vec<T>`.
 fn owned_twin(reference: &TypeReference) -> String {
-    const TWINS: &[(&str, &str)] =
-        &[("str", "String"), ("Path", "PathBuf"), ("OsStr", "OsString"), ("CStr", "CString")];
+    const TWINS: &[(&str, &str)] = &[
+        ("str", "String"),
+        ("Path", "PathBuf"),
+        ("OsStr", "OsString"),
+        ("CStr", "CString"),
+    ];
     let inner = tidy(&quote::ToTokens::to_token_stream(&reference.elem).to_string());
     if let Type::Slice(slice) = &*reference.elem {
         let elem = tidy(&quote::ToTokens::to_token_stream(&slice.elem).to_string());
         return format!("`Vec<{elem}>`");
     }
-    let (prefix, last) = inner.rsplit_once("::").map_or(("", inner.as_str()), |(p, l)| (p, l));
+    let (prefix, last) = inner
+        .rsplit_once("::")
+        .map_or(("", inner.as_str()), |(p, l)| (p, l));
     match TWINS.iter().find(|(borrowed, _)| *borrowed == last) {
         Some((_, owned)) if prefix.is_empty() => format!("`{owned}`"),
         Some((_, owned)) => format!("`{prefix}::{owned}`"),

@@ -79,7 +79,9 @@ impl Config {
         if LANES.get().is_some() {
             return Err(ConfigError::AlreadyStarted);
         }
-        LANES.set(Lanes::start(self)).map_err(|_| ConfigError::AlreadyStarted)
+        LANES
+            .set(Lanes::start(self))
+            .map_err(|_| ConfigError::AlreadyStarted)
     }
 }
 

@@ -10,10 +10,19 @@ where
 {
     // The semaphores are never closed, so `acquire` cannot fail.
     let own_permit = match &site.limit {
-        Some(limit) => Some(limit.acquire().await.expect("lane semaphores are never closed")),
+        Some(limit) => Some(
+            limit
+                .acquire()
+                .await
+                .expect("lane semaphores are never closed"),
+        ),
         None => None,
     };
-    let lane_permit = lanes().blocking.acquire().await.expect("lane semaphores are never closed");
+    let lane_permit = lanes()
+        .blocking
+        .acquire()
+        .await
+        .expect("lane semaphores are never closed");
     // The permits travel with the job: a caller that goes away does not free
     // a slot while its call still runs.
     let (job, outcome) = bridge(site, move || {

@@ -1,0 +1,142 @@
+//! A small axum service in which every route runs on the lane that fits its
+//! work. Run it with `cargo run --release --example showcase`, then try the
+//! `curl` commands it prints (the README shows what they answer).
+//!
+//! Set `LANES_SHOWCASE_ADDR` to listen elsewhere than 127.0.0.1:3000.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+
+#[derive(Clone)]
+struct AppState {
+    reports: PathBuf,
+}
+
+/// Stays on the tokio worker: it only awaits.
+#[lanes::io_bound]
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Reads a report back with tokio's async file API: I/O that awaits.
+#[lanes::io_bound]
+async fn read_report(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> (StatusCode, String) {
+    match tokio::fs::read_to_string(state.reports.join(file_name(&name))).await {
+        Ok(text) => (StatusCode::OK, text),
+        Err(_) => (StatusCode::NOT_FOUND, format!("no report named {name}\n")),
+    }
+}
+
+/// Writes a report with the synchronous `std::fs` API: blocking I/O, on the
+/// blocking pool, at most four at a time so a slow disk cannot take every
+/// blocking thread.
+#[lanes::blocking(limit = 4)]
+fn write_report(State(state): State<AppState>, Path(name): Path<String>) -> (StatusCode, String) {
+    let lines: Vec<String> = (1..=5)
+        .map(|i| format!("line {i} of report {name}"))
+        .collect();
+    let path = state.reports.join(file_name(&name));
+    match std::fs::write(&path, lines.join("\n") + "\n") {
+        Ok(()) => (StatusCode::CREATED, format!("wrote {}\n", path.display())),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")),
+    }
+}
+
+/// A legacy dependency that answers in 100 ms and can only be called
+/// synchronously.
+#[lanes::blocking]
+fn legacy_lookup(Path(key): Path<String>) -> String {
+    std::thread::sleep(Duration::from_millis(100));
+    format!("{key}: found after 100 ms\n")
+}
+
+/// Blurs a generated `size` x `size` greyscale image ten times: pure
+/// computation, on the CPU lane, below the tokio workers' priority.
+#[lanes::cpu_bound]
+fn blur(Path(size): Path<usize>) -> (StatusCode, String) {
+    if !(1..=2048).contains(&size) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "size must be between 1 and 2048\n".to_owned(),
+        );
+    }
+    let mut image: Vec<u32> = (0..size * size).map(|i| (i % 256) as u32).collect();
+    for _ in 0..10 {
+        image = box_blur(&image, size);
+    }
+    let mean = image.iter().map(|&p| u64::from(p)).sum::<u64>() / image.len() as u64;
+    (
+        StatusCode::OK,
+        format!("blurred {size}x{size} ten times; mean brightness {mean}\n"),
+    )
+}
+
+/// One pass of a 3x3 box blur, edges clamped.
+fn box_blur(image: &[u32], size: usize) -> Vec<u32> {
+    let at = |x: usize, y: usize| image[y * size + x];
+    let mut out = vec![0; image.len()];
+    for y in 0..size {
+        for x in 0..size {
+            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(size - 1));
+            let (y0, y1) = (y.saturating_sub(1), (y + 1).min(size - 1));
+            let mut sum = 0;
+            let mut count = 0;
+            for yy in y0..=y1 {
+                for xx in x0..=x1 {
+                    sum += at(xx, yy);
+                    count += 1;
+                }
+            }
+            out[y * size + x] = sum / count;
+        }
+    }
+    out
+}
+
+/// Keeps report names to one plain file name inside the reports folder.
+fn file_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("{safe}.txt")
+}
+
+fn app(reports: PathBuf) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/reports/{name}", get(read_report).post(write_report))
+        .route("/legacy/{key}", get(legacy_lookup))
+        .route("/blur/{size}", get(blur))
+        .with_state(AppState { reports })
+        .layer(CatchPanicLayer::new())
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::var("LANES_SHOWCASE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let reports = std::env::temp_dir().join("lanes-showcase-reports");
+    tokio::fs::create_dir_all(&reports).await?;
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let addr = listener.local_addr()?;
+    println!("lanes showcase listening on http://{addr}");
+    println!("  curl http://{addr}/health");
+    println!("  curl -X POST http://{addr}/reports/weekly");
+    println!("  curl http://{addr}/reports/weekly");
+    println!("  curl http://{addr}/legacy/answer");
+    println!("  curl http://{addr}/blur/256");
+    axum::serve(listener, app(reports))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
