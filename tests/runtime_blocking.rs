@@ -159,3 +159,53 @@ async fn methods_taking_self_by_value_are_awaitable() {
     let counter = Counter { value: 41 }.incremented().await;
     assert_eq!(counter.value, 42);
 }
+
+static ABANDONED_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[lanes::blocking]
+fn abandoned() {
+    ABANDONED_RAN.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn a_call_whose_caller_left_before_a_thread_was_free_never_runs() {
+    // One blocking thread, so a second call has to queue behind the first.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (open, opened) = std::sync::mpsc::channel::<()>();
+        let (started, is_started) = tokio::sync::oneshot::channel();
+        let busy = tokio::task::spawn_blocking(move || {
+            started.send(()).unwrap();
+            opened.recv().unwrap();
+        });
+        is_started.await.unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), abandoned()).await;
+        assert!(gave_up.is_err());
+        open.send(()).unwrap();
+        busy.await.unwrap();
+        // The one thread is free again: a call queued after the abandoned one runs.
+        lanes::run_blocking(|| ()).await;
+    });
+    assert!(!ABANDONED_RAN.load(Ordering::SeqCst));
+}
+
+#[lanes::blocking]
+fn corrupt_file() -> Vec<u8> {
+    panic!("the report file is truncated")
+}
+
+#[tokio::test]
+async fn a_panic_resumes_in_the_awaiting_task_with_its_message() {
+    let panic = tokio::spawn(corrupt_file()).await.unwrap_err().into_panic();
+    assert_eq!(
+        panic.downcast_ref::<&str>(),
+        Some(&"the report file is truncated")
+    );
+    // The blocking pool still serves calls.
+    assert_eq!(lanes::run_blocking(|| 7).await, 7);
+}

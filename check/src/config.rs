@@ -3,7 +3,7 @@
 //! ```toml
 //! # Calls that block, beyond the built-in table.
 //! [[blocking]]
-//! path = "legacy_db::query"          # matches `legacy_db::query(..)` and longer paths ending so
+//! path = "legacy_db::Client::query"  # matches `Client::query(..)` and any longer path ending so
 //! reason = "legacy_db is a synchronous client"
 //! fix = "use `legacy_db::r#async::query(..).await`"
 //!
@@ -43,7 +43,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct CustomRule {
     /// A function path: matches calls written with at least its last two
-    /// segments (or its only one).
+    /// segments (or its only one), or with a longer path ending in it.
     pub path: Option<String>,
     /// A method name: matches every `.method(..)` call.
     pub method: Option<String>,

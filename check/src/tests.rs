@@ -312,9 +312,11 @@ fn project_rules_add_calls_and_allow_built_ins() {
         let rows = Client::query(&c, q);
         let x = api.fetch_sync(1);
         let s = std::fs::read(p)?;
+        let all = crate::legacy_db::Client::query(&c, q);
+        let other = Other::query(&c, q);
     }";
     let found = findings_with(source, Scope::IoBound, &config);
-    assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [4, 5, 6, 7]);
     assert_eq!(
         found[0].2,
         "`Client::query` (a synchronous database client) blocks the tokio worker inside \

@@ -180,7 +180,14 @@ impl Walker<'_> {
                 continue;
             };
             let pattern: Vec<&str> = pattern.split("::").collect();
-            if rules::path_matches(&path, &pattern, pattern.len().min(2)) {
+            // `Client::query` (a shortened path) and `crate::db::Client::query`
+            // (a longer one) both name `db::Client::query`.
+            let longer = path.len() > pattern.len()
+                && path[path.len() - pattern.len()..]
+                    .iter()
+                    .zip(&pattern)
+                    .all(|(w, p)| w == p);
+            if longer || rules::path_matches(&path, &pattern, pattern.len().min(2)) {
                 self.report_custom(custom, &pattern.join("::"), &written, start, end);
                 return;
             }

@@ -1,4 +1,8 @@
-use super::{Site, bridge};
+use std::panic;
+
+use tokio::task::JoinHandle;
+
+use super::Site;
 use crate::config::lanes;
 
 /// Runs `f` on tokio's blocking pool behind the lane's bulkhead and the fn's
@@ -23,12 +27,36 @@ where
         .acquire()
         .await
         .expect("lane semaphores are never closed");
-    // The permits travel with the job: a caller that goes away does not free
+    // The permits travel with the call: a caller that goes away does not free
     // a slot while its call still runs.
-    let (job, outcome) = bridge(site, move || {
+    let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
         let _permits = (own_permit, lane_permit);
         f()
-    });
-    tokio::task::spawn_blocking(job);
-    outcome.get().await
+    }));
+    match task.join().await {
+        Ok(value) => value,
+        // tokio caught the panic on the pool thread; it resumes here.
+        Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
+        Err(_) => panic!(
+            "lanes: `{}` was dropped before it ran, because the runtime is shutting down",
+            site.name
+        ),
+    }
+}
+
+/// Aborts the blocking task when the caller's future is dropped: tokio then
+/// skips the task if no thread has picked it up yet, and lets it finish
+/// otherwise.
+struct AbortOnDrop<R>(JoinHandle<R>);
+
+impl<R> AbortOnDrop<R> {
+    async fn join(mut self) -> Result<R, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<R> Drop for AbortOnDrop<R> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

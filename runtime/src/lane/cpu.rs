@@ -1,4 +1,9 @@
-use super::{Site, bridge};
+use std::panic::{self, AssertUnwindSafe};
+use std::thread;
+
+use tokio::sync::oneshot;
+
+use super::Site;
 use crate::config::{Config, lanes};
 
 /// Runs `f` on the CPU lane's rayon pool and awaits its result.
@@ -10,6 +15,47 @@ where
     let (job, outcome) = bridge(site, f);
     lanes().cpu.spawn(job);
     outcome.get().await
+}
+
+/// Splits `f` into a job for a pool thread and the future of its outcome.
+///
+/// The job skips `f` when the awaiting future is already gone (the client
+/// went away before a thread was free), and catches a panic so that it
+/// resumes in the awaiting task instead of killing the pool thread.
+fn bridge<F, R>(site: &'static Site, f: F) -> (impl FnOnce() + Send + 'static, Outcome<R>)
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (sender, receiver) = oneshot::channel();
+    let job = move || {
+        if sender.is_closed() {
+            return;
+        }
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        // The caller may have gone while `f` ran; the result is then unwanted.
+        let _ = sender.send(result);
+    };
+    (job, Outcome { site, receiver })
+}
+
+struct Outcome<R> {
+    site: &'static Site,
+    receiver: oneshot::Receiver<thread::Result<R>>,
+}
+
+impl<R> Outcome<R> {
+    /// The value of `f`, or its panic resumed here, as if `f` had run inline.
+    async fn get(self) -> R {
+        match self.receiver.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Err(_) => panic!(
+                "lanes: `{}` was dropped before it ran, because the CPU pool shut down",
+                self.site.name
+            ),
+        }
+    }
 }
 
 pub(crate) fn pool(config: &Config) -> rayon::ThreadPool {
