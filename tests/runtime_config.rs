@@ -1,9 +1,6 @@
 //! `lanes::Config`: refused when out of range or late, in force once
 //! installed. A binary of its own: the configuration is per process.
 
-use std::sync::{Arc, Barrier};
-use std::time::Duration;
-
 use lanes::{Config, ConfigError};
 
 #[tokio::test]
@@ -25,21 +22,7 @@ async fn a_configuration_is_checked_installed_once_and_in_force() {
     assert_eq!(Config::new().install(), Err(ConfigError::AlreadyStarted));
 
     // Three calls that can only finish together: the pool has three threads.
-    let barrier = Arc::new(Barrier::new(3));
-    let calls: Vec<_> = (0..3)
-        .map(|_| {
-            let barrier = barrier.clone();
-            tokio::spawn(lanes::run_cpu(move || {
-                barrier.wait();
-            }))
-        })
-        .collect();
-    for call in calls {
-        tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    lanes_tests::cpu_lane_runs_together(3).await;
 }
 
 #[test]

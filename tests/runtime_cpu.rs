@@ -1,13 +1,13 @@
 //! `#[cpu_bound]` handlers: panics, a saturated pool, and abandoned calls.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Once};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use lanes_tests::serve;
+use lanes_tests::{cpu_lane_runs_together, serve};
 use tower_http::catch_panic::CatchPanicLayer;
 
 const CPU_THREADS: usize = 2;
@@ -23,26 +23,6 @@ fn install_lanes() {
             .install()
             .unwrap()
     });
-}
-
-/// Runs `CPU_THREADS` CPU-lane calls that can only finish together, so it
-/// returns only while the pool has all its threads.
-async fn all_cpu_threads_answer() {
-    let barrier = Arc::new(Barrier::new(CPU_THREADS));
-    let calls: Vec<_> = (0..CPU_THREADS)
-        .map(|_| {
-            let barrier = barrier.clone();
-            tokio::spawn(lanes::run_cpu(move || {
-                barrier.wait();
-            }))
-        })
-        .collect();
-    for call in calls {
-        tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .expect("every CPU thread took a call")
-            .unwrap();
-    }
 }
 
 /// Occupies every CPU thread until the returned gate is opened.
@@ -101,7 +81,7 @@ async fn a_panicking_handler_answers_500_and_the_pool_keeps_its_threads() {
         .unwrap();
     assert_eq!(next.status(), StatusCode::OK);
     assert_eq!(next.text().await.unwrap(), "144");
-    all_cpu_threads_answer().await;
+    cpu_lane_runs_together(CPU_THREADS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,6 +147,6 @@ async fn work_whose_caller_left_before_it_started_is_skipped() {
     for _ in 0..CPU_THREADS * 4 {
         lanes::run_cpu(|| ()).await;
     }
-    all_cpu_threads_answer().await;
+    cpu_lane_runs_together(CPU_THREADS).await;
     assert!(!ABANDONED_RAN.load(Ordering::SeqCst));
 }

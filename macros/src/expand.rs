@@ -21,11 +21,8 @@ pub(crate) fn lane(
     prelude: &TokenStream,
 ) -> TokenStream {
     match lane {
-        Lane::IoBound => {
-            // Runs on the tokio worker, as written.
-            let stmts = &body.stmts;
-            emit(func, &func.sig, quote!({ #prelude #(#stmts)* }))
-        }
+        // Runs on the tokio worker, as written.
+        Lane::IoBound => inline(func, &func.sig, body, prelude),
         Lane::Blocking | Lane::CpuBound => offloaded(lane, func, body, args, prelude),
     }
 }
@@ -126,8 +123,13 @@ pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> To
         abi: None,
         ..func.sig.clone()
     };
+    inline(func, &sig, body, prelude)
+}
+
+/// `sig` with the (checked, stripped) body as its own.
+fn inline(func: &LaneFn, sig: &Signature, body: &Block, prelude: &TokenStream) -> TokenStream {
     let stmts = &body.stmts;
-    emit(func, &sig, quote!({ #prelude #(#stmts)* }))
+    emit(func, sig, quote!({ #prelude #(#stmts)* }))
 }
 
 fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {

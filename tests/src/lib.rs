@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: a real axum server on a free
-//! loopback port.
+//! loopback port, and a probe of the CPU lane's threads.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 /// Serves `app` on 127.0.0.1 on a free port, on the current runtime, and
 /// returns its address.
@@ -18,4 +20,25 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
             .expect("the test server runs")
     });
     addr
+}
+
+/// Runs `threads` CPU-lane calls that can only finish together, so it
+/// returns only while the CPU lane has (at least) that many threads free.
+/// Panics after 10 s otherwise.
+pub async fn cpu_lane_runs_together(threads: usize) {
+    let barrier = Arc::new(Barrier::new(threads));
+    let calls: Vec<_> = (0..threads)
+        .map(|_| {
+            let barrier = barrier.clone();
+            tokio::spawn(lanes::run_cpu(move || {
+                barrier.wait();
+            }))
+        })
+        .collect();
+    for call in calls {
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the CPU lane ran every call at once")
+            .expect("the call does not panic");
+    }
 }
