@@ -501,6 +501,156 @@ fn io_overhead(report: &mut String) {
     );
 }
 
+/// One file of the synthetic crate: a service type, handlers, helpers and
+/// tests, about 90 lines; every tenth file blocks in one handler.
+fn synthetic_module(i: usize) -> String {
+    let slow = if i.is_multiple_of(10) {
+        "std::thread::sleep(std::time::Duration::from_millis(5));"
+    } else {
+        "tokio::time::sleep(std::time::Duration::from_millis(5)).await;"
+    };
+    format!(
+        r#"//! Orders service, shard {i}.
+
+use std::collections::HashMap;
+use std::sync::{{Arc, Mutex}};
+
+use axum::extract::{{Path, State}};
+use axum::routing::get;
+use axum::Router;
+
+#[derive(Clone, Default)]
+pub struct Shard{i} {{
+    hits: Arc<Mutex<u64>>,
+    names: Arc<Mutex<HashMap<u64, String>>>,
+}}
+
+impl Shard{i} {{
+    pub fn new() -> Self {{
+        Self::default()
+    }}
+
+    pub async fn name(&self, id: u64) -> Option<String> {{
+        let found = {{
+            let names = self.names.lock().unwrap();
+            names.get(&id).cloned()
+        }};
+        match found {{
+            Some(name) => Some(name),
+            None => tokio::fs::read_to_string(format!("names/{{id}}.txt")).await.ok(),
+        }}
+    }}
+
+    pub async fn touch(&self) -> u64 {{
+        {slow}
+        let mut hits = self.hits.lock().unwrap();
+        *hits += 1;
+        *hits
+    }}
+
+    fn checksum(&self, data: &[u8]) -> u32 {{
+        data.iter().fold(0u32, |sum, b| sum.rotate_left(5) ^ u32::from(*b))
+    }}
+}}
+
+async fn get_name(State(shard): State<Shard{i}>, Path(id): Path<u64>) -> String {{
+    shard.name(id).await.unwrap_or_else(|| "unknown".to_owned())
+}}
+
+async fn get_hits(State(shard): State<Shard{i}>) -> String {{
+    shard.touch().await.to_string()
+}}
+
+pub fn router() -> Router {{
+    Router::new()
+        .route("/shard/{i}/names/{{id}}", get(get_name))
+        .route("/shard/{i}/hits", get(get_hits))
+        .with_state(Shard{i}::new())
+}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+
+    #[test]
+    fn checksum_is_stable() {{
+        let shard = Shard{i}::new();
+        assert_eq!(shard.checksum(b"abc"), shard.checksum(b"abc"));
+    }}
+
+    #[tokio::test]
+    async fn unknown_names_fall_back() {{
+        let shard = Shard{i}::new();
+        assert!(shard.name(u64::MAX).await.is_none());
+    }}
+}}
+"#
+    )
+}
+
+/// Files per second of `cargo lanes audit` over a synthetic 2,000-file crate.
+fn audit(report: &mut String) {
+    const FILES: usize = 2_000;
+    const RUNS: usize = 5;
+    let dir = std::env::temp_dir().join(format!("lanes-audit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).expect("a temporary folder");
+    let mut lines = 0;
+    for i in 0..FILES {
+        let module = synthetic_module(i);
+        lines += module.lines().count();
+        std::fs::write(dir.join(format!("src/shard_{i}.rs")), module)
+            .expect("write a synthetic file");
+    }
+    let mut hotspots = 0;
+    let times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let found = lanes_audit::audit(&dir).expect("no lanes.toml to misread");
+            let elapsed = start.elapsed().as_secs_f64();
+            assert_eq!(found.files_read, FILES);
+            hotspots = found.hotspot_count();
+            elapsed
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).expect("remove the synthetic crate");
+    let time = median(times);
+    let rate = FILES as f64 / time;
+    writeln!(
+        report,
+        "## `cargo lanes audit` throughput
+"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "A synthetic crate of {FILES} files ({lines} lines; each a service type, axum \
+         handlers and tests; every tenth blocks in a handler) written to a temporary folder \
+         and audited in-process on one thread (the audit is single-threaded), median of {RUNS} \
+         runs, warm file cache.\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| files | lines | hotspots found | time | files/s |"
+    )
+    .unwrap();
+    writeln!(report, "|---|---|---|---|---|").unwrap();
+    writeln!(
+        report,
+        "| {FILES} | {lines} | {hotspots} | {} | {rate:.0} |",
+        ms(Duration::from_secs_f64(time))
+    )
+    .unwrap();
+    targets(
+        report,
+        &[(
+            "at least 2,000 files/s on one core",
+            format!("{rate:.0} files/s"),
+            rate >= 2_000.0,
+        )],
+    );
+}
+
 type Scenario = (&'static str, fn(&mut String));
 
 const SCENARIOS: &[Scenario] = &[
@@ -508,6 +658,7 @@ const SCENARIOS: &[Scenario] = &[
     ("isolation", isolation),
     ("dispatch", dispatch),
     ("io-overhead", io_overhead),
+    ("audit", audit),
 ];
 
 fn main() {

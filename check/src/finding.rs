@@ -10,15 +10,20 @@ pub enum Scope {
     Blocking,
     /// The body of a `#[cpu_bound] fn`: computation only.
     CpuBound,
+    /// Async code with no lane attribute, as `cargo lanes audit` reads it:
+    /// checked like `#[io_bound]`.
+    Async,
 }
 
 impl Scope {
-    /// The attribute as the user wrote it, for messages.
+    /// The attribute as the user wrote it, for messages (`async code` for
+    /// the audit's scope).
     pub fn attribute(self) -> &'static str {
         match self {
             Scope::IoBound => "#[io_bound]",
             Scope::Blocking => "#[blocking]",
             Scope::CpuBound => "#[cpu_bound]",
+            Scope::Async => "async code",
         }
     }
 }

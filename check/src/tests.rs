@@ -343,3 +343,19 @@ fn stripping_removes_only_the_escape_hatch() {
     assert!(local.attrs[0].path().is_ident("rustfmt") || local.attrs[0].path().segments.len() == 2);
     assert!(!crate::is_allow_attr(&local.attrs[0]));
 }
+
+#[test]
+fn the_audit_scope_checks_like_io_bound_and_names_no_attribute() {
+    let source = "async fn h() {
+        std::thread::sleep(d);
+        let g = m.lock().unwrap();
+        x.await;
+    }";
+    let found = findings(source, Scope::Async);
+    assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(
+        found[0].2,
+        "`std::thread::sleep` blocks the tokio worker inside async code; use \
+         `tokio::time::sleep(..).await`, or move this work into a #[blocking] fn"
+    );
+}

@@ -105,12 +105,12 @@ fn canonical(pattern: &[&str], written: &[String]) -> String {
 
 impl Walker<'_> {
     fn checks_blocking_calls(&self) -> bool {
-        matches!(self.scope, Scope::IoBound | Scope::CpuBound)
+        self.scope != Scope::Blocking
     }
 
     fn applies(&self, kind: Kind) -> bool {
         match self.scope {
-            Scope::IoBound => true,
+            Scope::IoBound | Scope::Async => true,
             Scope::CpuBound => kind == Kind::Blocking,
             Scope::Blocking => false,
         }
@@ -421,7 +421,7 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             }
             self.remember_commands(stmt);
         }
-        if self.scope == Scope::IoBound {
+        if matches!(self.scope, Scope::IoBound | Scope::Async) {
             self.check_guards(&block.stmts);
         }
     }

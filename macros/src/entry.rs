@@ -32,7 +32,7 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
             Default::default()
         }
     };
-    for finding in lanes_check::scan(&body, lane, &config) {
+    for finding in lanes_check::scan(&body, lane.scope(), &config) {
         errors.push(finding.to_syn_error());
     }
     lanes_check::strip_allow_attrs(&mut body);

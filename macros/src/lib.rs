@@ -9,10 +9,11 @@ mod entry;
 mod errors;
 mod expand;
 mod item;
+mod lane;
 mod private;
 mod valid;
 
-use lanes_check::Scope as Lane;
+use lane::Lane;
 use proc_macro::TokenStream;
 
 #[proc_macro_attribute]

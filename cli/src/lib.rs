@@ -1,0 +1,272 @@
+//! `cargo lanes audit`: the blocking calls in async code that carries no
+//! lanes attribute yet, found by the same rules the `lanes` macros apply.
+
+mod find;
+pub mod output;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use lanes_check::{BUILTIN, Config, ConfigError, Kind, Scope};
+use serde::Serialize;
+
+/// What an audit found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// `.rs` files read, parsed or not.
+    pub files_read: usize,
+    /// Bodies with at least one blocking call, in file and line order.
+    pub flagged: Vec<Flagged>,
+    /// Files that did not parse, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// One fn (or an async block inside a sync fn) with blocking calls.
+#[derive(Debug, Serialize)]
+pub struct Flagged {
+    /// Relative to the audited folder, with `/` separators.
+    pub file: String,
+    pub function: String,
+    /// The findings are in an `async fn`'s body, not in an async block.
+    pub is_async_fn: bool,
+    /// Where the fn or block starts.
+    pub line: usize,
+    /// What the router makes of it: `handler for GET /users/{id}`,
+    /// `middleware`.
+    pub roles: Vec<String>,
+    /// The body awaits something besides its blocking calls.
+    pub awaits: bool,
+    pub hotspots: Vec<Hotspot>,
+}
+
+/// One blocking call.
+#[derive(Debug, Serialize)]
+pub struct Hotspot {
+    pub line: usize,
+    /// 1-based, like rustc's.
+    pub column: usize,
+    pub rule: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+impl Report {
+    pub fn hotspot_count(&self) -> usize {
+        self.flagged.iter().map(|f| f.hotspots.len()).sum()
+    }
+}
+
+impl Flagged {
+    /// The change that puts this code on the right lane.
+    pub fn suggestion(&self) -> String {
+        let cpu_only = self
+            .hotspots
+            .iter()
+            .all(|h| rule_kind(&h.rule) == Some(Kind::CpuHeavy));
+        let guard = self
+            .hotspots
+            .iter()
+            .any(|h| h.rule == "std-guard-across-await");
+        let block_on = self.hotspots.iter().any(|h| h.rule == "block-on");
+        let helper = if cpu_only {
+            "lanes::run_cpu"
+        } else {
+            "lanes::run_blocking"
+        };
+        if block_on {
+            // The code is async already: the future only needs awaiting.
+            "`.await` the futures instead of `block_on`, then mark the fn #[lanes::io_bound]"
+                .to_owned()
+        } else if !self.is_async_fn {
+            format!("move the blocking calls of this async block into `{helper}(move || ..).await`")
+        } else if guard {
+            "#[lanes::io_bound], after dropping the std lock guard before the `.await` (or using \
+             `tokio::sync::Mutex`)"
+                .to_owned()
+        } else if self.awaits {
+            format!(
+                "#[lanes::io_bound], with the blocking calls moved into `{helper}(move || ..).await`"
+            )
+        } else if cpu_only {
+            format!(
+                "#[lanes::cpu_bound] fn {}(..) (drop `async`)",
+                self.short_name()
+            )
+        } else {
+            format!(
+                "#[lanes::blocking] fn {}(..) (drop `async`)",
+                self.short_name()
+            )
+        }
+    }
+
+    fn short_name(&self) -> &str {
+        self.function.rsplit("::").next().unwrap_or(&self.function)
+    }
+}
+
+fn rule_kind(id: &str) -> Option<Kind> {
+    BUILTIN
+        .iter()
+        .find(|rule| rule.id == id)
+        .map(|rule| rule.kind)
+}
+
+/// Audits every `.rs` file under `root`, skipping `target/` and hidden
+/// folders. Each file follows the `lanes.toml` of its nearest folder that
+/// has one, up to `root`.
+pub fn audit(root: &Path) -> Result<Report, ConfigError> {
+    let files = rust_files(root);
+    let mut parsed = Vec::new();
+    let mut report = Report {
+        files_read: files.len(),
+        ..Report::default()
+    };
+    let mut roles = HashMap::new();
+    for path in files {
+        let file = display_path(root, &path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                report.skipped.push(Skipped {
+                    file,
+                    reason: error.to_string(),
+                });
+                continue;
+            }
+        };
+        match syn::parse_file(&text) {
+            Ok(ast) => {
+                find::router_roles(&ast, &mut roles);
+                parsed.push((path, file, ast));
+            }
+            Err(error) => {
+                let at = error.span().start();
+                let reason = format!("{}:{}: {error}", at.line, at.column + 1);
+                report.skipped.push(Skipped { file, reason });
+            }
+        }
+    }
+    let mut configs = Configs::new(root);
+    for (path, file, ast) in parsed {
+        let config = configs.for_file(&path)?;
+        for body in find::async_bodies(&ast) {
+            let hotspots: Vec<Hotspot> = lanes_check::scan(&body.block, Scope::Async, config)
+                .into_iter()
+                .map(|finding| {
+                    let at = finding.start.start();
+                    Hotspot {
+                        line: at.line,
+                        column: at.column + 1,
+                        rule: finding.rule,
+                        message: finding.message,
+                    }
+                })
+                .collect();
+            if hotspots.is_empty() {
+                continue;
+            }
+            let short = body.function.rsplit("::").next().unwrap_or(&body.function);
+            report.flagged.push(Flagged {
+                file: file.clone(),
+                roles: roles.get(short).cloned().unwrap_or_default(),
+                awaits: awaits(&body.block),
+                function: body.function,
+                is_async_fn: body.is_async_fn,
+                line: body.line,
+                hotspots,
+            });
+        }
+    }
+    report
+        .flagged
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(report)
+}
+
+/// The `.rs` files under `root`, in a stable order.
+fn rust_files(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|entry| {
+            let name = entry.file_name().to_string_lossy();
+            entry.depth() == 0
+                || !(entry.file_type().is_dir() && (name == "target" || name.starts_with('.')))
+        })
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "rs")
+        })
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    files.sort();
+    files
+}
+
+fn display_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The body awaits something (outside nested closures, async blocks and items).
+fn awaits(block: &syn::Block) -> bool {
+    use syn::visit::Visit;
+    struct Awaits(bool);
+    impl<'ast> Visit<'ast> for Awaits {
+        fn visit_expr_await(&mut self, _: &'ast syn::ExprAwait) {
+            self.0 = true;
+        }
+        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+    }
+    let mut finder = Awaits(false);
+    finder.visit_block(block);
+    finder.0
+}
+
+/// The `lanes.toml` that applies to each folder, read once per folder.
+struct Configs {
+    root: PathBuf,
+    by_folder: HashMap<PathBuf, Config>,
+}
+
+impl Configs {
+    fn new(root: &Path) -> Configs {
+        Configs {
+            root: root.to_owned(),
+            by_folder: HashMap::new(),
+        }
+    }
+
+    fn for_file(&mut self, file: &Path) -> Result<&Config, ConfigError> {
+        let folder = file.parent().unwrap_or(&self.root).to_owned();
+        if !self.by_folder.contains_key(&folder) {
+            let config = self.nearest(&folder)?;
+            self.by_folder.insert(folder.clone(), config);
+        }
+        Ok(&self.by_folder[&folder])
+    }
+
+    fn nearest(&self, folder: &Path) -> Result<Config, ConfigError> {
+        for dir in folder.ancestors() {
+            let path = dir.join(lanes_check::FILE_NAME);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return Config::parse(&text, &path);
+            }
+            if dir == self.root {
+                break;
+            }
+        }
+        Ok(Config::default())
+    }
+}

@@ -1,0 +1,72 @@
+//! `cargo lanes audit [PATH]`: lists the blocking calls in async code, and
+//! exits with 1 when there are any, so that it can gate CI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo lanes", bin_name = "cargo lanes", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report every blocking call inside an `async fn`, an async block or
+    /// closure, with file:line:column, the rule, the enclosing fn and the fix.
+    Audit {
+        /// The crate or workspace folder to read.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also print the attribute (or helper) each flagged fn should use.
+        #[arg(long)]
+        fix_suggestions: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+fn main() -> ExitCode {
+    // cargo runs `cargo-lanes lanes audit ..` for `cargo lanes audit ..`.
+    let args = std::env::args_os()
+        .enumerate()
+        .filter(|(i, arg)| !(*i == 1 && arg == "lanes"))
+        .map(|(_, arg)| arg);
+    let Command::Audit {
+        path,
+        format,
+        fix_suggestions,
+    } = Cli::parse_from(args).command;
+    if !path.is_dir() {
+        eprintln!("error: {} is not a folder", path.display());
+        return ExitCode::from(2);
+    }
+    let report = match lanes_audit::audit(&path) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let rendered = match format {
+        Format::Text => lanes_audit::output::text(&report, fix_suggestions),
+        Format::Json => lanes_audit::output::json(&report, fix_suggestions),
+        Format::Sarif => lanes_audit::output::sarif(&report),
+    };
+    print!("{rendered}");
+    if report.hotspot_count() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

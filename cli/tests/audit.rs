@@ -1,0 +1,215 @@
+//! `cargo lanes audit` over the fixture crates in `tests/audit/`: each line
+//! marked `// hotspot: <rule>` is reported, at that line, and nothing else.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/audit")
+        .join(name)
+}
+
+/// `(file, line, rule)` of every `// hotspot: <rule>` marker in `src/`.
+fn marked(root: &Path) -> BTreeSet<(String, usize, String)> {
+    let mut marks = BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = format!("src/{}", path.file_name().unwrap().to_string_lossy());
+        for (i, line) in text.lines().enumerate() {
+            if let Some((_, rule)) = line.split_once("// hotspot: ") {
+                marks.insert((file.clone(), i + 1, rule.trim().to_owned()));
+            }
+        }
+    }
+    marks
+}
+
+fn reported(report: &lanes_audit::Report) -> BTreeSet<(String, usize, String)> {
+    report
+        .flagged
+        .iter()
+        .flat_map(|f| {
+            f.hotspots
+                .iter()
+                .map(|h| (f.file.clone(), h.line, h.rule.clone()))
+        })
+        .collect()
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-lanes"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn every_marked_hotspot_is_found_at_its_line_and_nothing_else() {
+    for name in ["hotspots", "service"] {
+        let root = fixture(name);
+        let report = lanes_audit::audit(&root).unwrap();
+        assert_eq!(reported(&report), marked(&root), "fixture {name}");
+    }
+}
+
+#[test]
+fn target_hidden_and_unparseable_files_are_skipped_without_a_crash() {
+    let report = lanes_audit::audit(&fixture("hotspots")).unwrap();
+    // main.rs, handlers.rs, broken.rs: not target/ nor .cache/.
+    assert_eq!(report.files_read, 3);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].file, "src/broken.rs");
+    assert_eq!(report.skipped[0].reason, "3:13: expected an expression");
+}
+
+#[test]
+fn the_service_audit_names_the_four_places_with_their_roles() {
+    let report = lanes_audit::audit(&fixture("service")).unwrap();
+    let places: Vec<(&str, &[String], usize)> = report
+        .flagged
+        .iter()
+        .map(|f| (f.function.as_str(), f.roles.as_slice(), f.hotspots[0].line))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (
+                "checkout",
+                &["handler for POST /checkout/{sku}".to_owned()][..],
+                20
+            ),
+            (
+                "refresh",
+                &["handler for GET /refresh/{sku}".to_owned()][..],
+                25
+            ),
+            ("authenticate", &["middleware".to_owned()][..], 31),
+            ("app", &[][..], 45),
+        ]
+    );
+    assert!(
+        !report.flagged[3].is_async_fn,
+        "the closure middleware is an async block in `app`"
+    );
+}
+
+#[test]
+fn text_output_groups_by_file_and_exits_1() {
+    let root = fixture("service");
+    let (status, text) = run(&[
+        "lanes",
+        "audit",
+        root.to_str().unwrap(),
+        "--fix-suggestions",
+    ]);
+    assert_eq!(status, Some(1));
+    assert!(
+        text.starts_with(
+            "src/main.rs\n  async fn checkout (handler for POST /checkout/{sku}), line 19\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "    25:17  [block-on] `block_on` blocks the tokio worker inside async code; `.await` the \
+         future instead: a runtime entered from inside a runtime panics or deadlocks\n"
+    ));
+    assert!(text.contains(
+        "    suggestion: `.await` the futures instead of `block_on`, then mark the fn #[lanes::io_bound]\n"
+    ));
+    assert!(
+        text.ends_with("\n4 blocking calls in 4 async bodies across 1 file (1 file read)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn clean_code_reports_nothing_and_exits_0() {
+    let (status, text) = run(&["lanes", "audit", fixture("clean").to_str().unwrap()]);
+    assert_eq!(status, Some(0));
+    assert_eq!(text, "no blocking calls in async code (1 file read)\n");
+}
+
+#[test]
+fn json_output_holds_every_hotspot_and_the_skipped_files() {
+    let (status, json) = run(&[
+        "lanes",
+        "audit",
+        fixture("hotspots").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(status, Some(1));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let hotspots: usize = value["flagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["hotspots"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(hotspots, marked(&fixture("hotspots")).len());
+    assert_eq!(value["skipped"][0]["file"], "src/broken.rs");
+    let first = &value["flagged"][0];
+    assert_eq!(first["file"], "src/handlers.rs");
+    assert_eq!(first["function"], "user");
+    assert_eq!(first["hotspots"][0]["line"], 5);
+    assert_eq!(first["hotspots"][0]["column"], 16);
+}
+
+#[test]
+fn sarif_output_is_a_2_1_0_log_with_one_result_per_hotspot() {
+    let (status, sarif) = run(&[
+        "lanes",
+        "audit",
+        fixture("service").to_str().unwrap(),
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(status, Some(1));
+    let value: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(value["version"], "2.1.0");
+    let run = &value["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "cargo-lanes");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    let location = &results[0]["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "src/main.rs");
+    assert_eq!(location["region"]["startLine"], 20);
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["block-on", "reqwest-blocking", "ureq"]);
+}
+
+#[test]
+fn a_missing_folder_or_a_broken_lanes_toml_is_an_error_with_status_2() {
+    let (status, _) = run(&["lanes", "audit", "/no/such/folder"]);
+    assert_eq!(status, Some(2));
+
+    let dir =
+        std::env::temp_dir().join(format!("lanes-audit-broken-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lanes.toml"), "alow = []\n").unwrap();
+    std::fs::write(dir.join("lib.rs"), "async fn f() {}\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-lanes"))
+        .args(["lanes", "audit"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: invalid ") && stderr.contains("unknown field `alow`"),
+        "{stderr}"
+    );
+}
