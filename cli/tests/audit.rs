@@ -213,3 +213,17 @@ fn a_missing_folder_or_a_broken_lanes_toml_is_an_error_with_status_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_audit_reads_every_ui_case_without_panicking() {
+    // The ui suites hold the oddest code in the repository, malformed included.
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    let report = lanes_audit::audit(&ui).unwrap();
+    assert!(
+        report.files_read >= 50,
+        "read only {} files",
+        report.files_read
+    );
+    let skipped: Vec<&str> = report.skipped.iter().map(|s| s.file.as_str()).collect();
+    assert_eq!(skipped, ["common/fail/body-does-not-parse.rs"]);
+}
