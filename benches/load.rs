@@ -100,6 +100,41 @@ pub(crate) async fn closed_loop(
     total
 }
 
+/// `clients` connections each sending `paths[0]`, `paths[1]`, `paths[0]`, ..
+/// back to back for `length`: the latencies of each path. Interleaving
+/// request by request exposes both paths to the same moments of a noisy
+/// machine.
+pub(crate) async fn alternating(
+    addr: SocketAddr,
+    paths: [&'static str; 2],
+    clients: usize,
+    length: Duration,
+) -> [Vec<Duration>; 2] {
+    let deadline = Instant::now() + length;
+    let loops: Vec<_> = (0..clients)
+        .map(|client| {
+            tokio::spawn(async move {
+                let mut connection = Connection::open(addr).await;
+                let mut latencies = [Vec::new(), Vec::new()];
+                // Half the clients start with each path.
+                let mut turn = client % 2;
+                while Instant::now() < deadline {
+                    latencies[turn].push(connection.get(paths[turn]).await);
+                    turn = 1 - turn;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = [Vec::new(), Vec::new()];
+    for each in loops {
+        let [first, second] = each.await.expect("a client task");
+        all[0].extend(first);
+        all[1].extend(second);
+    }
+    all
+}
+
 /// Latencies of `path` probed on one connection every `pause` for `length`.
 pub(crate) async fn probe(
     addr: SocketAddr,
