@@ -1,24 +1,27 @@
 //! What in a file runs on a tokio worker: `async fn`s, and async blocks and
 //! closures inside sync code; and which fns are axum handlers or middleware.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use syn::visit::{self, Visit};
 use syn::{Block, Expr, ImplItemFn, ItemFn, ItemImpl, Signature, Stmt, TraitItemFn};
 
 /// A body that runs on a tokio worker.
-pub(crate) struct AsyncBody {
+pub(crate) struct AsyncBody<'ast> {
     /// The enclosing fn, `Type::method` for methods.
     pub(crate) function: String,
     /// The body itself is an `async fn`'s (rather than an async block's).
     pub(crate) is_async_fn: bool,
     pub(crate) line: usize,
-    pub(crate) block: Block,
+    /// Borrowed from the file; owned only for a closure whose body is an
+    /// expression rather than a block.
+    pub(crate) block: Cow<'ast, Block>,
 }
 
 /// Lists the bodies of `file` that run on a tokio worker, skipping fns that
 /// carry a lanes attribute (the compiler checks those).
-pub(crate) fn async_bodies(file: &syn::File) -> Vec<AsyncBody> {
+pub(crate) fn async_bodies(file: &syn::File) -> Vec<AsyncBody<'_>> {
     let mut finder = Finder {
         bodies: Vec::new(),
         impl_type: Vec::new(),
@@ -29,8 +32,8 @@ pub(crate) fn async_bodies(file: &syn::File) -> Vec<AsyncBody> {
     finder.bodies
 }
 
-struct Finder {
-    bodies: Vec<AsyncBody>,
+struct Finder<'ast> {
+    bodies: Vec<AsyncBody<'ast>>,
     impl_type: Vec<String>,
     function: Vec<String>,
     /// Inside a body already listed: its async blocks are checked with it.
@@ -47,8 +50,8 @@ fn has_lane_attribute(attrs: &[syn::Attribute]) -> bool {
     })
 }
 
-impl Finder {
-    fn function(&mut self, attrs: &[syn::Attribute], sig: &Signature, block: &Block) {
+impl<'ast> Finder<'ast> {
+    fn function(&mut self, attrs: &[syn::Attribute], sig: &Signature, block: &'ast Block) {
         if has_lane_attribute(attrs) {
             return;
         }
@@ -63,7 +66,7 @@ impl Finder {
                 function: name.clone(),
                 is_async_fn: true,
                 line,
-                block: block.clone(),
+                block: Cow::Borrowed(block),
             });
             self.inside_async = true;
         } else {
@@ -76,7 +79,7 @@ impl Finder {
         self.inside_async = was_inside;
     }
 
-    fn async_block(&mut self, block: Block, line: usize) {
+    fn async_block(&mut self, block: Cow<'ast, Block>, line: usize) {
         let function = self
             .function
             .last()
@@ -91,7 +94,7 @@ impl Finder {
     }
 }
 
-impl<'ast> Visit<'ast> for Finder {
+impl<'ast> Visit<'ast> for Finder<'ast> {
     fn visit_item_fn(&mut self, item: &'ast ItemFn) {
         self.function(&item.attrs, &item.sig, &item.block);
     }
@@ -121,7 +124,10 @@ impl<'ast> Visit<'ast> for Finder {
         if self.inside_async {
             return visit::visit_expr_async(self, expr);
         }
-        self.async_block(expr.block.clone(), expr.async_token.span.start().line);
+        self.async_block(
+            Cow::Borrowed(&expr.block),
+            expr.async_token.span.start().line,
+        );
         self.inside_async = true;
         visit::visit_expr_async(self, expr);
         self.inside_async = false;
@@ -132,11 +138,11 @@ impl<'ast> Visit<'ast> for Finder {
             return visit::visit_expr_closure(self, closure);
         };
         let block = match &*closure.body {
-            Expr::Block(body) => body.block.clone(),
-            body => Block {
+            Expr::Block(body) => Cow::Borrowed(&body.block),
+            body => Cow::Owned(Block {
                 brace_token: Default::default(),
                 stmts: vec![Stmt::Expr(body.clone(), None)],
-            },
+            }),
         };
         self.async_block(block, asyncness.span.start().line);
         self.inside_async = true;

@@ -119,15 +119,16 @@ fn rule_kind(id: &str) -> Option<Kind> {
 
 /// Audits every `.rs` file under `root`, skipping `target/` and hidden
 /// folders. Each file follows the `lanes.toml` of its nearest folder that
-/// has one, up to `root`.
+/// has one, up to `root`. Files are read one at a time, so memory stays flat
+/// however large the tree.
 pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     let files = rust_files(root);
-    let mut parsed = Vec::new();
     let mut report = Report {
         files_read: files.len(),
         ..Report::default()
     };
     let mut roles = HashMap::new();
+    let mut configs = Configs::new(root);
     for path in files {
         let file = display_path(root, &path);
         let text = match std::fs::read_to_string(&path) {
@@ -143,7 +144,8 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
         match syn::parse_file(&text) {
             Ok(ast) => {
                 find::router_roles(&ast, &mut roles);
-                parsed.push((path, file, ast));
+                let config = configs.for_file(&path)?;
+                report.flagged.extend(flag(&file, &ast, config));
             }
             Err(error) => {
                 let at = error.span().start();
@@ -151,11 +153,31 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
                 report.skipped.push(Skipped { file, reason });
             }
         }
+        // Every span of this file has been read. Forgetting them keeps the
+        // thread's source map from growing with the tree (and from wrapping
+        // around, which would corrupt line numbers, past 4 GiB of code).
+        proc_macro2::extra::invalidate_current_thread_spans();
     }
-    let mut configs = Configs::new(root);
-    for (path, file, ast) in parsed {
-        let config = configs.for_file(&path)?;
-        for body in find::async_bodies(&ast) {
+    // Routes may be declared in another file than their handlers.
+    for flagged in &mut report.flagged {
+        let short = flagged
+            .function
+            .rsplit("::")
+            .next()
+            .unwrap_or(&flagged.function);
+        flagged.roles = roles.get(short).cloned().unwrap_or_default();
+    }
+    report
+        .flagged
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(report)
+}
+
+/// The bodies of one parsed file that block, with their hotspots.
+fn flag(file: &str, ast: &syn::File, config: &Config) -> Vec<Flagged> {
+    find::async_bodies(ast)
+        .into_iter()
+        .filter_map(|body| {
             let hotspots: Vec<Hotspot> = lanes_check::scan(&body.block, Scope::Async, config)
                 .into_iter()
                 .map(|finding| {
@@ -168,25 +190,17 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
                     }
                 })
                 .collect();
-            if hotspots.is_empty() {
-                continue;
-            }
-            let short = body.function.rsplit("::").next().unwrap_or(&body.function);
-            report.flagged.push(Flagged {
-                file: file.clone(),
-                roles: roles.get(short).cloned().unwrap_or_default(),
+            (!hotspots.is_empty()).then(|| Flagged {
+                file: file.to_owned(),
+                roles: Vec::new(),
                 awaits: awaits(&body.block),
                 function: body.function,
                 is_async_fn: body.is_async_fn,
                 line: body.line,
                 hotspots,
-            });
-        }
-    }
-    report
-        .flagged
-        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    Ok(report)
+            })
+        })
+        .collect()
 }
 
 /// The `.rs` files under `root`, in a stable order.
