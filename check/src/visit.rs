@@ -149,24 +149,19 @@ impl Walker<'_> {
         self.report(rule.id, &call, &fix, start, end);
     }
 
-    /// A path call, `awaited` when it is the direct operand of `.await`.
-    fn check_call(&mut self, call: &ExprCall, awaited: bool) {
-        let Some(path) = written_path(&call.func) else {
-            return;
-        };
-        if awaited || !self.checks_blocking_calls() {
+    /// A path call written `path(..)`, not awaited.
+    fn check_call(&mut self, call: &ExprCall, path: &[String]) {
+        if !self.checks_blocking_calls() {
             return;
         }
         let name = path.last().cloned().unwrap_or_default();
         let (start, end) = path_ends(&call.func);
         for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
             let canonical_call = match rule.matcher {
-                Matcher::Path { path: pattern, min }
-                    if rules::path_matches(&path, pattern, min) =>
-                {
-                    canonical(pattern, &path)
+                Matcher::Path { path: pattern, min } if rules::path_matches(path, pattern, min) => {
+                    canonical(pattern, path)
                 }
-                Matcher::PathPrefix(prefix) if rules::path_starts_with(&path, prefix) => {
+                Matcher::PathPrefix(prefix) if rules::path_starts_with(path, prefix) => {
                     path.join("::")
                 }
                 _ => continue,
@@ -187,7 +182,7 @@ impl Walker<'_> {
                     .iter()
                     .zip(&pattern)
                     .all(|(w, p)| w == p);
-            if longer || rules::path_matches(&path, &pattern, pattern.len().min(2)) {
+            if longer || rules::path_matches(path, &pattern, pattern.len().min(2)) {
                 self.report_custom(custom, &pattern.join("::"), &written, start, end);
                 return;
             }
@@ -221,9 +216,9 @@ impl Walker<'_> {
         self.report(rule, &call, fix, start, end);
     }
 
-    /// A method call, `awaited` when it is the direct operand of `.await`.
-    fn check_method(&mut self, call: &ExprMethodCall, awaited: bool) {
-        if awaited || !self.checks_blocking_calls() {
+    /// A method call, not awaited.
+    fn check_method(&mut self, call: &ExprMethodCall) {
+        if !self.checks_blocking_calls() {
             return;
         }
         let name = call.method.to_string();
@@ -274,9 +269,14 @@ impl Walker<'_> {
         }
     }
 
-    /// Visits the parts of a call whose own blocking-ness was already judged.
-    fn visit_call_parts(&mut self, call: &ExprCall) {
-        let offloaded = written_path(&call.func).is_some_and(|p| {
+    /// A path call: judged unless `awaited` (the direct operand of `.await`),
+    /// then its parts, except the closures an offloading API runs elsewhere.
+    fn visit_call(&mut self, call: &ExprCall, awaited: bool) {
+        let path = written_path(&call.func);
+        if let (Some(path), false) = (&path, awaited) {
+            self.check_call(call, path);
+        }
+        let offloaded = path.is_some_and(|p| {
             OFFLOADERS
                 .iter()
                 .any(|(pattern, min)| rules::path_matches(&p, pattern, *min))
@@ -289,13 +289,27 @@ impl Walker<'_> {
         }
     }
 
-    fn visit_method_parts(&mut self, call: &ExprMethodCall) {
+    /// A method call, as [`Walker::visit_call`].
+    fn visit_method(&mut self, call: &ExprMethodCall, awaited: bool) {
+        if !awaited {
+            self.check_method(call);
+        }
         let offloaded = OFFLOADING_METHODS.contains(&call.method.to_string().as_str());
         self.visit_expr(&call.receiver);
         for arg in &call.args {
             if !(offloaded && is_sync_closure(arg)) {
                 self.visit_expr(arg);
             }
+        }
+    }
+
+    /// An expression whose value is awaited (by `.await` or by `join!`): a
+    /// call or method call there is not itself blocking.
+    fn visit_awaited(&mut self, expr: &Expr) {
+        match peel(expr) {
+            Expr::Call(call) => self.visit_call(call, true),
+            Expr::MethodCall(call) => self.visit_method(call, true),
+            other => self.visit_expr(other),
         }
     }
 
@@ -427,13 +441,11 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_expr_call(&mut self, call: &'ast ExprCall) {
-        self.check_call(call, false);
-        self.visit_call_parts(call);
+        self.visit_call(call, false);
     }
 
     fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
-        self.check_method(call, false);
-        self.visit_method_parts(call);
+        self.visit_method(call, false);
     }
 
     fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
@@ -455,17 +467,7 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                 e.await_token.span,
             ));
         }
-        match peel(&e.base) {
-            Expr::Call(call) => {
-                self.check_call(call, true);
-                self.visit_call_parts(call);
-            }
-            Expr::MethodCall(call) => {
-                self.check_method(call, true);
-                self.visit_method_parts(call);
-            }
-            base => self.visit_expr(base),
-        }
+        self.visit_awaited(&e.base);
     }
 
     fn visit_expr_async(&mut self, e: &'ast syn::ExprAsync) {
@@ -494,16 +496,10 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         let name = mac.path.segments.last().map(|s| s.ident.to_string());
         let awaits_args = matches!(name.as_deref(), Some("join" | "try_join"));
         for arg in &args {
-            match (awaits_args, peel(arg)) {
-                (true, Expr::Call(call)) => {
-                    self.check_call(call, true);
-                    self.visit_call_parts(call);
-                }
-                (true, Expr::MethodCall(call)) => {
-                    self.check_method(call, true);
-                    self.visit_method_parts(call);
-                }
-                _ => self.visit_expr(arg),
+            if awaits_args {
+                self.visit_awaited(arg);
+            } else {
+                self.visit_expr(arg);
             }
         }
     }
