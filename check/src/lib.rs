@@ -15,7 +15,7 @@ pub use config::{Config, ConfigError, CustomRule, DIR_ENV, FILE_NAME};
 pub use escape::{is_allow_attr, strip_allow_attrs};
 pub use finding::{Finding, Scope};
 pub use rules::{BUILTIN, Kind, Matcher, Rule};
-pub use visit::scan;
+pub use visit::{awaits, scan};
 
 #[cfg(test)]
 mod tests;

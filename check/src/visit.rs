@@ -399,6 +399,12 @@ fn is_drop_of(stmt: &Stmt, name: &str) -> bool {
         && written_path(&call.args[0]).is_some_and(|p| p == [name])
 }
 
+/// The body awaits something itself, not only inside a closure, async
+/// block or item it holds.
+pub fn awaits(body: &Block) -> bool {
+    body.stmts.iter().any(|stmt| first_await(stmt).is_some())
+}
+
 /// The first `.await` of this statement itself, not of a closure, async
 /// block or item inside it: the spans of its `.` and `await`.
 fn first_await(stmt: &Stmt) -> Option<(Span, Span)> {

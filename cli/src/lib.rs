@@ -193,7 +193,7 @@ fn flag(file: &str, ast: &syn::File, config: &Config) -> Vec<Flagged> {
             (!hotspots.is_empty()).then(|| Flagged {
                 file: file.to_owned(),
                 roles: Vec::new(),
-                awaits: awaits(&body.block),
+                awaits: lanes_check::awaits(&body.block),
                 function: body.function,
                 is_async_fn: body.is_async_fn,
                 line: body.line,
@@ -229,23 +229,6 @@ fn display_path(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The body awaits something (outside nested closures, async blocks and items).
-fn awaits(block: &syn::Block) -> bool {
-    use syn::visit::Visit;
-    struct Awaits(bool);
-    impl<'ast> Visit<'ast> for Awaits {
-        fn visit_expr_await(&mut self, _: &'ast syn::ExprAwait) {
-            self.0 = true;
-        }
-        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
-        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
-        fn visit_item(&mut self, _: &'ast syn::Item) {}
-    }
-    let mut finder = Awaits(false);
-    finder.visit_block(block);
-    finder.0
 }
 
 /// The `lanes.toml` that applies to each folder, read once per folder.
