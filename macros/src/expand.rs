@@ -21,10 +21,54 @@ pub(crate) fn lane(
     prelude: &TokenStream,
 ) -> TokenStream {
     match lane {
-        // Runs on the tokio worker, as written.
-        Lane::IoBound => inline(func, &func.sig, body, prelude),
+        Lane::IoBound => timed(func, body, args, prelude),
         Lane::Blocking | Lane::CpuBound => offloaded(lane, func, body, args, prelude),
     }
+}
+
+/// `async fn f(args) -> R { body }` becomes
+/// `async fn f(args) -> R { io_bound(&SITE, async move { body }).await }`:
+/// it still runs on the tokio worker, and each poll is timed.
+fn timed(func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+    let private = private::path(Span::call_site());
+    let site = site(Lane::IoBound, func, args);
+    let pin_output = pin_output_type(&func.sig.output);
+    let stmts = &body.stmts;
+    emit(
+        func,
+        &func.sig,
+        quote!({
+            #prelude
+            #site
+            #private::io_bound(&__LANES_SITE, async move { #pin_output #(#stmts)* }).await
+        }),
+    )
+}
+
+/// An async block infers its output from its first `return` or its tail,
+/// where the fn had its declared type: `return Err(Box::new(e))` coerced to
+/// `Box<dyn Error>` in the fn would not in the block. An unreachable
+/// `return` of the declared type, first in the block, fixes the output
+/// before the body is checked (`impl Trait` stays inferred).
+fn pin_output_type(output: &ReturnType) -> TokenStream {
+    let (ty, span) = match output {
+        ReturnType::Type(_, ty) if mentions_impl_trait(ty) => return TokenStream::new(),
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+        ReturnType::Default => (quote!(()), Span::call_site()),
+    };
+    quote_spanned!(span=>
+        #[allow(
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::needless_return
+        )]
+        if false {
+            let __lanes_declared_output: #ty = loop {};
+            return __lanes_declared_output;
+        }
+    )
 }
 
 /// `fn f(args) -> R { body }` becomes
@@ -37,12 +81,6 @@ fn offloaded(
     args: &LaneArgs,
     prelude: &TokenStream,
 ) -> TokenStream {
-    let private = private::path(Span::call_site());
-    let name = func.sig.ident.to_string();
-    let limit = match args.limit {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
-    };
     let run = match lane {
         Lane::Blocking => "run_blocking",
         _ => "run_cpu",
@@ -69,19 +107,36 @@ fn offloaded(
         asyncness: Some(Token![async](func.sig.fn_token.span)),
         ..func.sig.clone()
     };
+    let site = site(lane, func, args);
     emit(
         func,
         &sig,
         quote!({
             #prelude
             #checks
-            static __LANES_SITE: #private::Site = #private::Site::new(
-                ::core::concat!(::core::module_path!(), "::", #name),
-                #limit,
-            );
+            #site
             #call
         }),
     )
+}
+
+/// The fn's `static __LANES_SITE`: its name, lane, limit and counters.
+fn site(lane: Lane, func: &LaneFn, args: &LaneArgs) -> TokenStream {
+    let private = private::path(Span::call_site());
+    let name = func.sig.ident.to_string();
+    let name = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let constructor = match lane {
+        Lane::IoBound => quote!(io_bound(#name)),
+        Lane::CpuBound => quote!(cpu_bound(#name)),
+        Lane::Blocking => {
+            let limit = match args.limit {
+                Some(n) => quote!(::core::option::Option::Some(#n)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(blocking(#name, #limit))
+        }
+    };
+    quote!(static __LANES_SITE: #private::Site = #private::Site::#constructor;)
 }
 
 /// One hidden assertion per argument, spanned at its type, so that a type

@@ -4,6 +4,7 @@
 pub use crate::lane::Site;
 pub use crate::lane::blocking::run_blocking;
 pub use crate::lane::cpu::run_cpu;
+pub use crate::poll::{IoBound, io_bound};
 
 /// Spanned at each argument type of a `#[blocking]` or `#[cpu_bound]` fn:
 /// rustc names this fn when a type cannot move to a pool thread.

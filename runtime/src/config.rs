@@ -1,6 +1,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::lane::Lanes;
 
@@ -9,10 +10,15 @@ use crate::lane::Lanes;
 /// [`Config::install`] before serving.
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// lanes::Config::new()
 ///     .cpu_threads(4)
 ///     .cpu_nice(10)
+///     .cpu_admission(32)
+///     .cpu_max_wait(Duration::from_millis(500))
 ///     .blocking_limit(64)
+///     .slow_poll_threshold(Some(Duration::from_millis(5)))
 ///     .install()
 ///     .expect("installed before any lane ran");
 /// ```
@@ -20,7 +26,13 @@ use crate::lane::Lanes;
 pub struct Config {
     pub(crate) cpu_threads: usize,
     pub(crate) cpu_nice: i32,
+    pub(crate) cpu_admission: Option<usize>,
+    pub(crate) cpu_max_wait: Duration,
     pub(crate) blocking_limit: usize,
+    pub(crate) blocking_max_wait: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) slow_poll_threshold: Option<Duration>,
+    pub(crate) watchdog_threshold: Option<Duration>,
 }
 
 impl Default for Config {
@@ -28,7 +40,13 @@ impl Default for Config {
         Config {
             cpu_threads: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             cpu_nice: 10,
+            cpu_admission: None,
+            cpu_max_wait: Duration::from_secs(1),
             blocking_limit: 512,
+            blocking_max_wait: Duration::from_secs(1),
+            retry_after: Duration::from_secs(1),
+            slow_poll_threshold: Some(Duration::from_millis(10)),
+            watchdog_threshold: Some(Duration::from_millis(100)),
         }
     }
 }
@@ -53,13 +71,68 @@ impl Config {
         self
     }
 
-    /// How many `#[blocking]` calls may run at once across all handlers (the
-    /// lane's bulkhead); further calls wait their turn. Default: 512, tokio's
-    /// default blocking-pool size. Per-handler limits come from
+    /// The CPU lane's admission bound: how many calls may be running or
+    /// queued in the pool at once. Further calls wait for a place, up to
+    /// [`cpu_max_wait`](Self::cpu_max_wait). Default: 4 per CPU thread.
+    pub fn cpu_admission(mut self, calls: usize) -> Self {
+        self.cpu_admission = Some(calls);
+        self
+    }
+
+    /// How long a request's `#[cpu_bound]` call waits for admission before
+    /// it is shed with `503 Service Unavailable` (under [`ShedLayer`]).
+    /// Default: 1 s.
+    ///
+    /// [`ShedLayer`]: crate::ShedLayer
+    pub fn cpu_max_wait(mut self, wait: Duration) -> Self {
+        self.cpu_max_wait = wait;
+        self
+    }
+
+    /// The blocking lane's admission bound: how many `#[blocking]` calls may
+    /// run at once across all handlers (the lane's bulkhead). Default: 512,
+    /// tokio's default blocking-pool size. Per-handler limits come from
     /// `#[blocking(limit = N)]`.
     pub fn blocking_limit(mut self, calls: usize) -> Self {
         self.blocking_limit = calls;
         self
+    }
+
+    /// How long a request's `#[blocking]` call waits for the lane's and its
+    /// own limit before it is shed with `503` (under [`ShedLayer`]).
+    /// Default: 1 s.
+    ///
+    /// [`ShedLayer`]: crate::ShedLayer
+    pub fn blocking_max_wait(mut self, wait: Duration) -> Self {
+        self.blocking_max_wait = wait;
+        self
+    }
+
+    /// The `Retry-After` a shed request is answered with, in whole seconds
+    /// (rounded up). Default: 1 s.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// A poll of an `#[io_bound]` fn longer than this is logged as a
+    /// `tracing` warning naming the fn, and counted. `None` turns the poll
+    /// timer off. Default: 10 ms.
+    pub fn slow_poll_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.slow_poll_threshold = threshold;
+        self
+    }
+
+    /// A watchdog thread reports an `#[io_bound]` fn whose poll has held a
+    /// tokio worker for longer than this, while it is still stuck. `None`
+    /// turns the watchdog off. Default: 100 ms.
+    pub fn watchdog_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.watchdog_threshold = threshold;
+        self
+    }
+
+    pub(crate) fn cpu_admission_bound(&self) -> usize {
+        self.cpu_admission.unwrap_or(self.cpu_threads * 4)
     }
 
     /// Starts the lanes with this configuration.
@@ -73,8 +146,19 @@ impl Config {
         if !(0..=19).contains(&self.cpu_nice) {
             return Err(ConfigError::Invalid("`cpu_nice` must be between 0 and 19"));
         }
+        if self.cpu_admission_bound() < self.cpu_threads {
+            return Err(ConfigError::Invalid(
+                "`cpu_admission` must be at least `cpu_threads`, or threads stay idle",
+            ));
+        }
         if self.blocking_limit == 0 {
             return Err(ConfigError::Invalid("`blocking_limit` must be at least 1"));
+        }
+        let zero = Some(Duration::ZERO);
+        if self.slow_poll_threshold == zero || self.watchdog_threshold == zero {
+            return Err(ConfigError::Invalid(
+                "a zero threshold would report every poll; use `None` to turn a monitor off",
+            ));
         }
         if LANES.get().is_some() {
             return Err(ConfigError::AlreadyStarted);

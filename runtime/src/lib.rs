@@ -79,12 +79,21 @@
 //! ```
 
 mod config;
+mod heartbeat;
 mod lane;
+mod poll;
+mod shed;
+mod stats;
+pub mod testing;
+mod watchdog;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use config::{Config, ConfigError};
+pub use lane::Lane;
+pub use shed::{Shed, ShedFuture, ShedLayer};
+pub use stats::{HandlerStats, LaneStats, Stats, TimingStats, stats};
 
 /// Marks an `async fn` that stays on the tokio worker, and checks its body
 /// for blocking calls at compile time (the rules are listed in the README).
@@ -144,7 +153,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    static SITE: lane::Site = lane::Site::new("lanes::run_blocking", None);
+    static SITE: lane::Site = lane::Site::blocking("lanes::run_blocking", None);
     lane::blocking::run_blocking(&SITE, f).await
 }
 
@@ -155,6 +164,6 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    static SITE: lane::Site = lane::Site::new("lanes::run_cpu", None);
+    static SITE: lane::Site = lane::Site::cpu_bound("lanes::run_cpu");
     lane::cpu::run_cpu(&SITE, f).await
 }

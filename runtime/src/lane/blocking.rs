@@ -3,34 +3,25 @@ use std::panic;
 use tokio::task::JoinHandle;
 
 use super::Site;
+use super::admit::admit;
 use crate::config::lanes;
 
-/// Runs `f` on tokio's blocking pool behind the lane's bulkhead and the fn's
-/// own limit, and awaits its result.
+/// Runs `f` on tokio's blocking pool once the lane's bulkhead and the fn's
+/// own limit admit it, and awaits its result.
 pub async fn run_blocking<F, R>(site: &'static Site, f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    // The semaphores are never closed, so `acquire` cannot fail.
-    let own_permit = match &site.limit {
-        Some(limit) => Some(
-            limit
-                .acquire()
-                .await
-                .expect("lane semaphores are never closed"),
-        ),
-        None => None,
-    };
-    let lane_permit = lanes()
-        .blocking
-        .acquire()
-        .await
-        .expect("lane semaphores are never closed");
-    // The permits travel with the call: a caller that goes away does not free
+    crate::heartbeat::ensure_running();
+    let lanes = lanes();
+    let queued = site.queue();
+    let admitted = admit(site, &lanes.blocking, lanes.settings.blocking_max_wait).await;
+    // The places travel with the call: a caller that goes away does not free
     // a slot while its call still runs.
     let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
-        let _permits = (own_permit, lane_permit);
+        let _admitted = admitted;
+        let _running = queued.start();
         f()
     }));
     match task.join().await {

@@ -4,16 +4,23 @@ use std::thread;
 use tokio::sync::oneshot;
 
 use super::Site;
+use super::admit::{Admitted, admit};
 use crate::config::{Config, lanes};
+use crate::stats::Queued;
 
-/// Runs `f` on the CPU lane's rayon pool and awaits its result.
+/// Runs `f` on the CPU lane's rayon pool once the lane admits it, and awaits
+/// its result.
 pub async fn run_cpu<F, R>(site: &'static Site, f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (job, outcome) = bridge(site, f);
-    lanes().cpu.spawn(job);
+    crate::heartbeat::ensure_running();
+    let lanes = lanes();
+    let queued = site.queue();
+    let admitted = admit(site, &lanes.cpu_admission, lanes.settings.cpu_max_wait).await;
+    let (job, outcome) = bridge(site, (queued, admitted), f);
+    lanes.cpu.spawn(job);
     outcome.get().await
 }
 
@@ -22,17 +29,28 @@ where
 /// The job skips `f` when the awaiting future is already gone (the client
 /// went away before a thread was free), and catches a panic so that it
 /// resumes in the awaiting task instead of killing the pool thread.
-fn bridge<F, R>(site: &'static Site, f: F) -> (impl FnOnce() + Send + 'static, Outcome<R>)
+/// The call keeps its place in the lane until `f` has run or been skipped.
+fn bridge<F, R>(
+    site: &'static Site,
+    (queued, admitted): (Queued, Admitted),
+    f: F,
+) -> (impl FnOnce() + Send + 'static, Outcome<R>)
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
     let (sender, receiver) = oneshot::channel();
     let job = move || {
+        let _admitted = admitted;
         if sender.is_closed() {
             return;
         }
+        let mut running = queued.start();
         let result = panic::catch_unwind(AssertUnwindSafe(f));
+        if result.is_err() {
+            running.panicked();
+        }
+        drop(running);
         // The caller may have gone while `f` ran; the result is then unwanted.
         let _ = sender.send(result);
     };

@@ -1,43 +1,112 @@
-//! The lanes that run sync code off the tokio workers.
+//! The lanes, their admission bounds, and the site each lane fn declares.
 
+pub(crate) mod admit;
 pub(crate) mod blocking;
 pub(crate) mod cpu;
+
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::stats::SiteStats;
 
 /// The pools behind the lanes.
 #[derive(Debug)]
 pub(crate) struct Lanes {
     pub(crate) cpu: rayon::ThreadPool,
+    /// The CPU lane's admission bound: calls running or queued in the pool.
+    pub(crate) cpu_admission: Semaphore,
+    pub(crate) cpu_admission_bound: usize,
     /// The blocking lane's bulkhead: calls running on tokio's blocking pool.
     pub(crate) blocking: Semaphore,
+    pub(crate) blocking_limit: usize,
+    pub(crate) settings: Settings,
+}
+
+/// What the lanes read on their hot paths, fixed at start.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) cpu_max_wait: Duration,
+    pub(crate) blocking_max_wait: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) slow_poll_threshold: Option<Duration>,
 }
 
 impl Lanes {
     pub(crate) fn start(config: Config) -> Lanes {
+        if let Some(threshold) = config.watchdog_threshold {
+            crate::watchdog::start(threshold);
+        }
         Lanes {
             cpu: cpu::pool(&config),
+            cpu_admission: Semaphore::new(config.cpu_admission_bound()),
+            cpu_admission_bound: config.cpu_admission_bound(),
             blocking: Semaphore::new(config.blocking_limit),
+            blocking_limit: config.blocking_limit,
+            settings: Settings {
+                cpu_max_wait: config.cpu_max_wait,
+                blocking_max_wait: config.blocking_max_wait,
+                retry_after: config.retry_after,
+                slow_poll_threshold: config.slow_poll_threshold,
+            },
+        }
+    }
+}
+
+/// The lane a fn runs on, as metrics and stats name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Lane {
+    IoBound,
+    Blocking,
+    CpuBound,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::IoBound => "io_bound",
+            Lane::Blocking => "blocking",
+            Lane::CpuBound => "cpu_bound",
         }
     }
 }
 
 /// One lane fn, as a static in its expansion: its name for diagnostics and
-/// its own concurrency limit.
+/// metrics, its lane, its own concurrency limit, and its counters.
 #[derive(Debug)]
 pub struct Site {
     pub(crate) name: &'static str,
+    pub(crate) lane: Lane,
     pub(crate) limit: Option<Semaphore>,
+    pub(crate) stats: SiteStats,
 }
 
 impl Site {
-    pub const fn new(name: &'static str, limit: Option<usize>) -> Site {
+    pub const fn io_bound(name: &'static str) -> Site {
+        Site::new(name, Lane::IoBound, None)
+    }
+
+    pub const fn blocking(name: &'static str, limit: Option<usize>) -> Site {
         let limit = match limit {
             Some(permits) => Some(Semaphore::const_new(permits)),
             None => None,
         };
-        Site { name, limit }
+        Site::new(name, Lane::Blocking, limit)
+    }
+
+    pub const fn cpu_bound(name: &'static str) -> Site {
+        Site::new(name, Lane::CpuBound, None)
+    }
+
+    const fn new(name: &'static str, lane: Lane, limit: Option<Semaphore>) -> Site {
+        Site {
+            name,
+            lane,
+            limit,
+            stats: SiteStats::new(),
+        }
     }
 }

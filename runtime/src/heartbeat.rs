@@ -1,0 +1,51 @@
+//! The event-loop lag gauge: a task on the service's tokio runtime that
+//! sleeps a fixed beat and records how late it woke. A worker held by a
+//! blocking call, or every worker busy, shows up as lag.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+const BEAT: Duration = Duration::from_millis(20);
+
+/// Whether a heartbeat task is alive; it clears this when its runtime drops
+/// it, so the next runtime to call a lane fn starts its own.
+static ALIVE: AtomicBool = AtomicBool::new(false);
+static LAST_LAG_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How late the heartbeat woke at its last beat (tokio's timer adds up to
+/// about 1 ms to any wake).
+pub(crate) fn last_lag() -> Duration {
+    Duration::from_nanos(LAST_LAG_NANOS.load(Ordering::Relaxed))
+}
+
+/// Starts the heartbeat on the current tokio runtime, unless one runs.
+pub(crate) fn ensure_running() {
+    if ALIVE.load(Ordering::Relaxed) || ALIVE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(beat())),
+        Err(_) => ALIVE.store(false, Ordering::Release),
+    }
+}
+
+async fn beat() {
+    struct Alive;
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            ALIVE.store(false, Ordering::Release);
+        }
+    }
+    let _alive = Alive;
+    let gauge = metrics::gauge!("lanes_event_loop_lag_seconds");
+    loop {
+        let due = tokio::time::Instant::now() + BEAT;
+        tokio::time::sleep_until(due).await;
+        let lag = due.elapsed();
+        LAST_LAG_NANOS.store(
+            u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        gauge.set(lag.as_secs_f64());
+    }
+}

@@ -1,0 +1,197 @@
+//! Helpers for a service's own tests: drive concurrent requests at a router,
+//! in process, while measuring how late the event loop runs, so that a test
+//! can assert that a route does not stall the server.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, http::StatusCode, routing::get};
+//!
+//! #[lanes::blocking]
+//! fn slow_report() -> &'static str {
+//!     std::thread::sleep(Duration::from_millis(50));
+//!     "done"
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let app = Router::new().route("/report", get(slow_report));
+//! let report = lanes::testing::Load::get(app, "/report")
+//!     .requests(20)
+//!     .concurrency(10)
+//!     .run()
+//!     .await;
+//! assert_eq!(report.count(StatusCode::OK), 20);
+//! // The sleeps ran on the blocking lane: the event loop was never held for
+//! // one of them.
+//! assert!(report.max_lag < Duration::from_millis(50), "{report:?}");
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tokio::time::Instant;
+use tower_service::Service;
+
+/// How often the lag probe wakes while a load runs.
+const PROBE_EVERY: Duration = Duration::from_millis(1);
+
+type MakeRequest = dyn Fn(usize) -> Request<Body> + Send + Sync;
+
+/// A bounded load: `requests` requests, at most `concurrency` at once, each
+/// made by a fn of its index.
+#[derive(Clone)]
+pub struct Load {
+    router: Router,
+    make: Arc<MakeRequest>,
+    requests: usize,
+    concurrency: usize,
+}
+
+impl std::fmt::Debug for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Load")
+            .field("requests", &self.requests)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Load {
+    /// `GET uri`, 100 requests, 10 at once, until changed.
+    pub fn get(router: Router, uri: &str) -> Load {
+        let uri = uri.to_owned();
+        Load::new(router, move |_| {
+            Request::get(&uri)
+                .body(Body::empty())
+                .expect("a GET request to a valid URI")
+        })
+    }
+
+    /// Requests made by `make`, called with each request's index.
+    pub fn new(
+        router: Router,
+        make: impl Fn(usize) -> Request<Body> + Send + Sync + 'static,
+    ) -> Load {
+        Load {
+            router,
+            make: Arc::new(make),
+            requests: 100,
+            concurrency: 10,
+        }
+    }
+
+    pub fn requests(mut self, requests: usize) -> Load {
+        self.requests = requests;
+        self
+    }
+
+    pub fn concurrency(mut self, concurrency: usize) -> Load {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sends every request (each in a task of its own on the current
+    /// runtime), reads every response body, and reports.
+    pub async fn run(self) -> LoadReport {
+        let lags = Arc::new(Mutex::new(Vec::new()));
+        let probe = tokio::spawn(probe_lag(lags.clone()));
+        let began = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..self.concurrency.min(self.requests))
+            .map(|_| {
+                let load = self.clone();
+                let next = next.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= load.requests {
+                            return seen;
+                        }
+                        let sent = Instant::now();
+                        let status = load.send((load.make)(index)).await;
+                        seen.push((status, sent.elapsed()));
+                    }
+                })
+            })
+            .collect();
+        let mut statuses = BTreeMap::new();
+        let mut latencies = Vec::with_capacity(self.requests);
+        for client in clients {
+            for (status, latency) in client.await.expect("a load client panicked") {
+                *statuses.entry(status.as_u16()).or_insert(0) += 1;
+                latencies.push(latency);
+            }
+        }
+        let elapsed = began.elapsed();
+        probe.abort();
+        let _ = probe.await;
+        let mut lags = std::mem::take(&mut *lags.lock().unwrap_or_else(|e| e.into_inner()));
+        LoadReport {
+            statuses,
+            elapsed,
+            latency_p99: p99(&mut latencies),
+            max_lag: lags.iter().copied().max().unwrap_or_default(),
+            lag_p99: p99(&mut lags),
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> StatusCode {
+        let mut router = self.router.clone();
+        // A `Router` is always ready.
+        let response = match router.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        // The body is part of the response's cost, and of a handler's work.
+        let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+        status
+    }
+}
+
+/// Sleeps [`PROBE_EVERY`] over and over, and keeps how late each wake was.
+async fn probe_lag(lags: Arc<Mutex<Vec<Duration>>>) {
+    loop {
+        let due = Instant::now() + PROBE_EVERY;
+        tokio::time::sleep_until(due).await;
+        lags.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(due.elapsed());
+    }
+}
+
+fn p99(samples: &mut [Duration]) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    samples[(samples.len() * 99).div_ceil(100) - 1]
+}
+
+/// What a [`Load`] saw.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LoadReport {
+    /// How many responses had each status code.
+    pub statuses: BTreeMap<u16, usize>,
+    /// From the first request sent to the last response read.
+    pub elapsed: Duration,
+    pub latency_p99: Duration,
+    /// The latest the event loop ran the lag probe, past its due time, while
+    /// the load ran (tokio's timer adds up to about 1 ms to any wake).
+    pub max_lag: Duration,
+    pub lag_p99: Duration,
+}
+
+impl LoadReport {
+    /// How many responses had `status`.
+    pub fn count(&self, status: StatusCode) -> usize {
+        self.statuses.get(&status.as_u16()).copied().unwrap_or(0)
+    }
+}
