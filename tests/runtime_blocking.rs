@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Json, Path, State};
 use axum::routing::{get, post};
-use lanes_tests::serve;
+use lanes_tests::{Gate, serve};
 
 /// Counts the calls of one handler that are running, and the most seen at once.
 struct Concurrency {
@@ -208,4 +208,46 @@ async fn a_panic_resumes_in_the_awaiting_task_with_its_message() {
     );
     // The blocking pool still serves calls.
     assert_eq!(lanes::run_blocking(|| 7).await, 7);
+}
+
+static EXPORT_GATE: Gate = Gate::closed();
+
+/// At most one export runs at once; it holds its place until the test opens
+/// the gate.
+#[lanes::blocking(limit = 1)]
+fn export() -> &'static str {
+    EXPORT_GATE.pass();
+    "exported"
+}
+
+/// Requests that wait past the blocking lane's maximum wait (1 s by
+/// default) for the fn's own limit are shed under `ShedLayer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_waiting_past_a_fns_limit_are_shed() {
+    let app = Router::new()
+        .route("/export", get(export))
+        .layer(lanes::ShedLayer::new());
+    let addr = serve(app).await;
+    let client = reqwest::Client::new();
+    let first = tokio::spawn(client.get(format!("http://{addr}/export")).send());
+    while lanes::stats()
+        .handler("export")
+        .is_none_or(|h| h.in_flight == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let waiting = (0..2).map(|_| client.get(format!("http://{addr}/export")).send());
+    for response in futures::future::join_all(waiting).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+    EXPORT_GATE.set(true);
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        (first.status(), first.text().await.unwrap()),
+        (200.try_into().unwrap(), "exported".to_owned())
+    );
+    assert_eq!(lanes::stats().handler("export").unwrap().shed, 2);
 }

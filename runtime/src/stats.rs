@@ -180,7 +180,10 @@ pub(crate) struct Queued {
 impl Queued {
     pub(crate) fn start(self) -> Running {
         let handles = self.site.handles();
-        self.site.stats.queue_wait.record(self.since.elapsed(), &handles.queue_wait);
+        self.site
+            .stats
+            .queue_wait
+            .record(self.since.elapsed(), &handles.queue_wait);
         // Dropping `self` leaves the queue.
         Running::begin(self.site)
     }
@@ -239,14 +242,20 @@ fn describe_once() {
     DESCRIBED.call_once(|| {
         use metrics::{describe_counter, describe_gauge, describe_histogram};
         describe_gauge!("lanes_calls_in_flight", "Lane fn calls running now.");
-        describe_gauge!("lanes_calls_queued", "Lane fn calls waiting for their lane.");
+        describe_gauge!(
+            "lanes_calls_queued",
+            "Lane fn calls waiting for their lane."
+        );
         describe_histogram!(
             "lanes_queue_wait_seconds",
             Unit::Seconds,
             "How long a call waited for its lane before it ran."
         );
         describe_histogram!("lanes_run_seconds", Unit::Seconds, "How long a call ran.");
-        describe_counter!("lanes_shed_total", "Calls shed with 503 after the lane's maximum wait.");
+        describe_counter!(
+            "lanes_shed_total",
+            "Calls shed with 503 after the lane's maximum wait."
+        );
         describe_counter!("lanes_panics_total", "Calls that ended in a panic.");
         describe_counter!(
             "lanes_slow_polls_total",
@@ -311,7 +320,10 @@ pub fn stats() -> Stats {
             ),
             lane(
                 Lane::CpuBound,
-                Some((running.cpu_admission_bound, running.cpu_admission.available_permits())),
+                Some((
+                    running.cpu_admission_bound,
+                    running.cpu_admission.available_permits(),
+                )),
             ),
         ],
         handlers,

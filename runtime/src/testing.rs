@@ -27,8 +27,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -98,7 +98,7 @@ impl Load {
     /// Sends every request (each in a task of its own on the current
     /// runtime), reads every response body, and reports.
     pub async fn run(self) -> LoadReport {
-        let lags = Arc::new(Mutex::new(Vec::new()));
+        let lags = Arc::new(Mutex::new(Lags::default()));
         let probe = tokio::spawn(probe_lag(lags.clone()));
         let began = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
@@ -131,7 +131,8 @@ impl Load {
         let elapsed = began.elapsed();
         probe.abort();
         let _ = probe.await;
-        let mut lags = std::mem::take(&mut *lags.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut lags =
+            std::mem::take(&mut *lags.lock().unwrap_or_else(|e| e.into_inner())).finish();
         LoadReport {
             statuses,
             elapsed,
@@ -155,14 +156,37 @@ impl Load {
     }
 }
 
+/// How late the probe woke, each time, and when it is due next.
+#[derive(Default)]
+struct Lags {
+    seen: Vec<Duration>,
+    due: Option<Instant>,
+}
+
+impl Lags {
+    /// The lags seen, and the one still growing: a worker held until the
+    /// load ended may never have let the probe wake.
+    fn finish(mut self) -> Vec<Duration> {
+        if let Some(due) = self.due {
+            let late = Instant::now().saturating_duration_since(due);
+            if !late.is_zero() {
+                self.seen.push(late);
+            }
+        }
+        self.seen
+    }
+}
+
 /// Sleeps [`PROBE_EVERY`] over and over, and keeps how late each wake was.
-async fn probe_lag(lags: Arc<Mutex<Vec<Duration>>>) {
+async fn probe_lag(lags: Arc<Mutex<Lags>>) {
+    let lock = || lags.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let due = Instant::now() + PROBE_EVERY;
+        lock().due = Some(due);
         tokio::time::sleep_until(due).await;
-        lags.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(due.elapsed());
+        let mut lags = lock();
+        lags.seen.push(due.elapsed());
+        lags.due = None;
     }
 }
 

@@ -69,7 +69,10 @@ fn watch(threshold: Duration) {
             };
             let began = slot.began.load(Ordering::Acquire);
             let stuck_for = now.saturating_sub(began);
-            if began != 0 && stuck_for >= threshold_nanos && slot.reported.load(Ordering::Relaxed) != began {
+            if began != 0
+                && stuck_for >= threshold_nanos
+                && slot.reported.load(Ordering::Relaxed) != began
+            {
                 slot.reported.store(began, Ordering::Relaxed);
                 report(&slot, Duration::from_nanos(stuck_for), threshold);
             }
@@ -118,7 +121,9 @@ impl Published {
             return Published { outer: None };
         }
         let outer = SLOT.with(|slot| {
-            let outer = slot.site.swap(site as *const Site as *mut Site, Ordering::Release);
+            let outer = slot
+                .site
+                .swap(site as *const Site as *mut Site, Ordering::Release);
             let outermost = slot.began.load(Ordering::Relaxed) == 0;
             if outermost {
                 let since_epoch = nanos(began.saturating_duration_since(*EPOCH)) + 1;

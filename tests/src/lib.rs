@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: a real axum server on a free
-//! loopback port, and a probe of the CPU lane's threads.
+//! loopback port, a gate that holds lane calls, and a probe of the CPU
+//! lane's threads.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::Duration;
 
 /// Serves `app` on 127.0.0.1 on a free port, on the current runtime, and
@@ -40,5 +41,37 @@ pub async fn cpu_lane_runs_together(threads: usize) {
             .await
             .expect("the CPU lane ran every call at once")
             .expect("the call does not panic");
+    }
+}
+
+/// Holds the pool threads that pass it until a test opens it, so that a
+/// lane stays full for exactly as long as the test wants.
+#[derive(Debug)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub const fn closed() -> Gate {
+        Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        }
+    }
+
+    /// Blocks the calling thread until the gate is open, or 10 s have
+    /// passed (a failed test must not hang its runtime's shutdown).
+    pub fn pass(&self) {
+        let open = self.open.lock().expect("the gate's lock is never poisoned");
+        let waited = self
+            .opened
+            .wait_timeout_while(open, Duration::from_secs(10), |open| !*open);
+        drop(waited.expect("the gate's lock is never poisoned"));
+    }
+
+    pub fn set(&self, open: bool) {
+        *self.open.lock().expect("the gate's lock is never poisoned") = open;
+        self.opened.notify_all();
     }
 }

@@ -38,10 +38,18 @@ pub(crate) async fn admit(
     let acquire = async {
         // The semaphores are never closed, so `acquire` cannot fail.
         let own = match own {
-            Some(limit) => Some(limit.acquire().await.expect("lane semaphores are never closed")),
+            Some(limit) => Some(
+                limit
+                    .acquire()
+                    .await
+                    .expect("lane semaphores are never closed"),
+            ),
             None => None,
         };
-        let lane = lane.acquire().await.expect("lane semaphores are never closed");
+        let lane = lane
+            .acquire()
+            .await
+            .expect("lane semaphores are never closed");
         Admitted {
             _own: own,
             _lane: lane,

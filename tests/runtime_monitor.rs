@@ -1,0 +1,209 @@
+//! What no macro can see, caught at run time: a blocking call hidden behind
+//! a plain library call in an `#[io_bound]` handler is reported by the
+//! watchdog while it is stuck and by the slow-poll timer once it returns,
+//! in the logs, in `lanes::stats()` and through the `metrics` facade. A
+//! binary of its own: it installs the global tracing subscriber and metrics
+//! recorder.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use lanes::testing::Load;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// A vendor SDK whose "simple" call blocks: the macro sees only
+/// `vendor::fetch_rates()`, a plain fn call.
+mod vendor {
+    use super::*;
+
+    /// Blocks until the watchdog has reported the stuck worker (or 10 s).
+    pub(super) fn fetch_rates() -> &'static str {
+        let released = watchdog_reports()
+            .1
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10));
+        match released {
+            Ok(()) => "released by the watchdog",
+            Err(_) => "the watchdog never reported",
+        }
+    }
+}
+
+#[lanes::io_bound]
+async fn rates() -> &'static str {
+    vendor::fetch_rates()
+}
+
+/// Every event logged, as (message, fields).
+type Events = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+fn watchdog_reports() -> &'static (mpsc::Sender<()>, Mutex<mpsc::Receiver<()>>) {
+    static CHANNEL: OnceLock<(mpsc::Sender<()>, Mutex<mpsc::Receiver<()>>)> = OnceLock::new();
+    CHANNEL.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel();
+        (sender, Mutex::new(receiver))
+    })
+}
+
+/// Keeps every event, and releases the vendor call when the watchdog speaks.
+struct Recording(Events);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recording {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Fields(String, Vec<(String, String)>);
+        impl Visit for Fields {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                } else {
+                    self.1.push((field.name().to_owned(), format!("{value:?}")));
+                }
+            }
+        }
+        let mut fields = Fields(String::new(), Vec::new());
+        event.record(&mut fields);
+        if fields.0.contains("is still running") {
+            let _ = watchdog_reports().0.send(());
+        }
+        self.0.lock().unwrap().push((fields.0, fields.1));
+    }
+}
+
+fn observe() -> (Events, PrometheusHandle) {
+    static OBSERVED: OnceLock<(Events, PrometheusHandle)> = OnceLock::new();
+    OBSERVED
+        .get_or_init(|| {
+            let events = Events::default();
+            let subscriber = tracing_subscriber::registry().with(Recording(events.clone()));
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            let metrics = PrometheusBuilder::new().install_recorder().unwrap();
+            (events, metrics)
+        })
+        .clone()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_blocking_call_is_reported_while_stuck_and_after() {
+    let (events, metrics) = observe();
+    let app = Router::new().route("/rates", get(rates));
+    let addr = lanes_tests::serve(app).await;
+
+    let body = reqwest::get(format!("http://{addr}/rates"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The call could only return because the watchdog reported it first.
+    assert_eq!(body, "released by the watchdog");
+
+    let events = events.lock().unwrap().clone();
+    let (stuck, stuck_fields) = events
+        .iter()
+        .find(|(message, _)| message.contains("is still running"))
+        .expect("the watchdog reported the stuck worker");
+    assert!(
+        stuck.starts_with("lanes: `runtime_monitor::rates` has held tokio worker `tokio-rt-worker` in one poll for "),
+        "{stuck}"
+    );
+    assert!(
+        stuck.ends_with("ms and is still running (watchdog threshold 100 ms): a blocking call runs on the event loop; move it into a #[blocking] or #[cpu_bound] fn"),
+        "{stuck}"
+    );
+    assert_eq!(
+        field(stuck_fields, "handler"),
+        Some("\"runtime_monitor::rates\"")
+    );
+
+    let (slow, slow_fields) = events
+        .iter()
+        .find(|(message, _)| message.contains("slow-poll threshold"))
+        .expect("the slow poll was logged");
+    assert!(
+        slow.starts_with("lanes: one poll of `runtime_monitor::rates` held its tokio worker for "),
+        "{slow}"
+    );
+    assert!(
+        slow.ends_with("ms (slow-poll threshold 10 ms): something in it blocks; move that work into a #[blocking] or #[cpu_bound] fn"),
+        "{slow}"
+    );
+    let poll_ms: f64 = field(slow_fields, "poll_ms").unwrap().parse().unwrap();
+    assert!(
+        poll_ms >= 100.0,
+        "the poll lasted at least until the watchdog's report: {poll_ms} ms"
+    );
+
+    let stats = lanes::stats();
+    let handler = stats.handler("rates").expect("the handler is listed");
+    assert_eq!(
+        (handler.completed, handler.slow_polls, handler.stuck_polls),
+        (1, 1, 1)
+    );
+    assert_eq!(handler.in_flight, 0);
+
+    let rendered = metrics.render();
+    for line in [
+        r#"lanes_slow_polls_total{lane="io_bound",handler="runtime_monitor::rates"} 1"#,
+        r#"lanes_stuck_polls_total{lane="io_bound",handler="runtime_monitor::rates"} 1"#,
+        r#"lanes_calls_in_flight{lane="io_bound",handler="runtime_monitor::rates"} 0"#,
+    ] {
+        assert!(
+            rendered.lines().any(|l| l == line),
+            "missing `{line}` in\n{rendered}"
+        );
+    }
+}
+
+async fn stalls_inline() -> &'static str {
+    std::thread::sleep(Duration::from_millis(100));
+    "done"
+}
+
+#[lanes::blocking]
+fn offloaded() -> &'static str {
+    std::thread::sleep(Duration::from_millis(100));
+    "done"
+}
+
+/// On one thread, a route that sleeps inline holds the event loop for its
+/// whole sleep; the same route on the blocking lane never does.
+#[tokio::test(flavor = "current_thread")]
+async fn a_load_test_tells_a_stalling_route_from_an_offloaded_one() {
+    observe();
+    let app = Router::new()
+        .route("/inline", get(stalls_inline))
+        .route("/offloaded", get(offloaded));
+
+    let inline = Load::get(app.clone(), "/inline")
+        .requests(5)
+        .concurrency(5)
+        .run()
+        .await;
+    assert_eq!(inline.count(StatusCode::OK), 5);
+    assert!(inline.max_lag >= Duration::from_millis(90), "{inline:?}");
+
+    let offloaded = Load::get(app, "/offloaded")
+        .requests(5)
+        .concurrency(5)
+        .run()
+        .await;
+    assert_eq!(offloaded.count(StatusCode::OK), 5);
+    assert!(
+        offloaded.max_lag < Duration::from_millis(90),
+        "{offloaded:?}"
+    );
+}
