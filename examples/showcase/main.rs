@@ -11,11 +11,13 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
 
 #[derive(Clone)]
 struct AppState {
     reports: PathBuf,
+    metrics: PrometheusHandle,
 }
 
 /// Stays on the tokio worker: it only awaits.
@@ -57,6 +59,27 @@ fn write_report(State(state): State<AppState>, Path(name): Path<String>) -> (Sta
 fn legacy_lookup(Path(key): Path<String>) -> String {
     std::thread::sleep(Duration::from_millis(100));
     format!("{key}: found after 100 ms\n")
+}
+
+/// A vendor SDK whose innocent-looking call blocks for 150 ms: no macro can
+/// see inside it, so the slow-poll timer and the watchdog report it at run
+/// time (see the service's log).
+mod vendor_sdk {
+    pub(crate) fn exchange_rate(currency: &str) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        format!("1 EUR = 1.08 {currency}\n")
+    }
+}
+
+#[lanes::io_bound]
+async fn exchange_rate(Path(currency): Path<String>) -> String {
+    vendor_sdk::exchange_rate(&currency)
+}
+
+/// Prometheus' text format, from the recorder installed at start.
+#[lanes::io_bound]
+async fn metrics(State(state): State<AppState>) -> String {
+    state.metrics.render()
 }
 
 /// Blurs a generated `size` x `size` greyscale image ten times: pure
@@ -111,18 +134,36 @@ fn file_name(name: &str) -> String {
     format!("{safe}.txt")
 }
 
-fn app(reports: PathBuf) -> Router {
+fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/reports/{name}", get(read_report).post(write_report))
         .route("/legacy/{key}", get(legacy_lookup))
         .route("/blur/{size}", get(blur))
-        .with_state(AppState { reports })
+        .route("/rates/{currency}", get(exchange_rate))
+        .route("/metrics", get(metrics))
+        .route("/lanes/stats", get(|| async { lanes::stats() }))
+        .with_state(state)
+        // A request whose lane stays full past its maximum wait is answered
+        // 503 with Retry-After instead of queueing without bound.
+        .layer(lanes::ShedLayer::new())
         .layer(CatchPanicLayer::new())
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt().with_target(false).init();
+    // Installed before any lane fn runs, so every handler's metrics reach it.
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(std::io::Error::other)?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     let addr = std::env::var("LANES_SHOWCASE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let reports = std::env::temp_dir().join("lanes-showcase-reports");
     tokio::fs::create_dir_all(&reports).await?;
@@ -134,7 +175,10 @@ async fn main() -> std::io::Result<()> {
     println!("  curl http://{addr}/reports/weekly");
     println!("  curl http://{addr}/legacy/answer");
     println!("  curl http://{addr}/blur/256");
-    axum::serve(listener, app(reports))
+    println!("  curl http://{addr}/rates/USD");
+    println!("  curl http://{addr}/lanes/stats");
+    println!("  curl http://{addr}/metrics");
+    axum::serve(listener, app(AppState { reports, metrics }))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

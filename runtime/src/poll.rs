@@ -5,18 +5,30 @@ use std::cell::Cell;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::lanes;
-use crate::lane::Site;
+use crate::lane::{Monitors, Site};
 use crate::stats::Running;
-use crate::watchdog::Published;
+use crate::watchdog::{CLOCK, PollSlot};
 
-thread_local! {
+/// What a worker thread keeps for timing its polls, in one thread-local so
+/// that a poll pays for one lookup.
+struct Worker {
+    slot: Arc<PollSlot>,
     /// Slow polls reported on this thread, so that a slow nested
     /// `#[io_bound]` fn is reported once, by the innermost.
-    static SLOW_REPORTS: Cell<u64> = const { Cell::new(0) };
+    slow_reports: Cell<u64>,
+}
+
+thread_local! {
+    static WORKER: Worker = Worker {
+        slot: PollSlot::for_this_thread(),
+        slow_reports: Cell::new(0),
+    };
 }
 
 pin_project_lite::pin_project! {
@@ -48,26 +60,13 @@ impl<F: Future> Future for IoBound<F> {
             crate::heartbeat::ensure_running();
             *this.running = Some(site.run());
         }
-        let mut body = this.body;
-        let mut poll_body = || panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)));
-        let slow_poll_threshold = lanes().settings.slow_poll_threshold;
-        let polled = if slow_poll_threshold.is_none() && !crate::watchdog::is_on() {
+        let body = this.body;
+        let poll_body = move || panic::catch_unwind(AssertUnwindSafe(move || body.poll(cx)));
+        let monitors = &lanes().monitors;
+        let polled = if monitors.slow_poll_threshold.is_none() && !monitors.watchdog {
             poll_body()
         } else {
-            let began = Instant::now();
-            let reports_before = SLOW_REPORTS.with(Cell::get);
-            let published = Published::new(site, began);
-            let polled = poll_body();
-            drop(published);
-            if let Some(threshold) = slow_poll_threshold {
-                let took = began.elapsed();
-                // A nested `#[io_bound]` fn that was slow has said so.
-                if took > threshold && SLOW_REPORTS.with(Cell::get) == reports_before {
-                    SLOW_REPORTS.with(|reports| reports.set(reports_before + 1));
-                    report_slow_poll(site, took, threshold);
-                }
-            }
-            polled
+            WORKER.with(|worker| worker.timed(site, monitors, poll_body))
         };
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
@@ -86,12 +85,53 @@ impl<F: Future> Future for IoBound<F> {
     }
 }
 
+impl Worker {
+    /// Runs `poll` (which cannot unwind) with its start published to the
+    /// watchdog, and reports it if it was slow. Nested `#[io_bound]` polls
+    /// name the innermost fn and keep the outermost start.
+    fn timed<T>(&self, site: &'static Site, monitors: &Monitors, poll: impl FnOnce() -> T) -> T {
+        let began = CLOCK.raw();
+        let slot = &self.slot;
+        let publish = monitors.watchdog;
+        let (outer, outermost) = if publish {
+            // Only this thread writes its slot: plain loads and stores do.
+            let outer = slot.site.load(Ordering::Relaxed);
+            slot.site
+                .store(site as *const Site as *mut Site, Ordering::Release);
+            let outermost = slot.began.load(Ordering::Relaxed) == 0;
+            if outermost {
+                slot.began.store(began, Ordering::Release);
+            }
+            (outer, outermost)
+        } else {
+            (std::ptr::null_mut(), false)
+        };
+        let reports_before = self.slow_reports.get();
+        let polled = poll();
+        if publish {
+            slot.site.store(outer, Ordering::Release);
+            if outermost {
+                slot.began.store(0, Ordering::Release);
+            }
+        }
+        if let Some(threshold) = monitors.slow_poll_threshold {
+            let took = CLOCK.delta(began, CLOCK.raw());
+            // A nested `#[io_bound]` fn that was slow has said so.
+            if took > threshold && self.slow_reports.get() == reports_before {
+                self.slow_reports.set(reports_before + 1);
+                report_slow_poll(site, took, threshold);
+            }
+        }
+        polled
+    }
+}
+
 fn report_slow_poll(site: &'static Site, took: Duration, threshold: Duration) {
     site.record_slow_poll();
     let took_ms = took.as_secs_f64() * 1e3;
     tracing::warn!(
         handler = site.name,
-        poll_ms = took_ms,
+        poll_ms = %format_args!("{took_ms:.1}"),
         "lanes: one poll of `{}` held its tokio worker for {took_ms:.1} ms (slow-poll threshold {} ms): something in it blocks; move that work into a #[blocking] or #[cpu_bound] fn",
         site.name,
         threshold.as_millis(),

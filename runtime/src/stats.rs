@@ -4,13 +4,13 @@
 //! | metric | kind | labels |
 //! |---|---|---|
 //! | `lanes_calls_in_flight` | gauge | `lane`, `handler` |
-//! | `lanes_calls_queued` | gauge | `lane`, `handler` |
-//! | `lanes_queue_wait_seconds` | histogram | `lane`, `handler` |
+//! | `lanes_calls_queued` | gauge | `lane`, `handler` (blocking, CPU) |
+//! | `lanes_queue_wait_seconds` | histogram | `lane`, `handler` (blocking, CPU) |
 //! | `lanes_run_seconds` | histogram | `lane`, `handler` |
-//! | `lanes_shed_total` | counter | `lane`, `handler` |
+//! | `lanes_shed_total` | counter | `lane`, `handler` (blocking, CPU) |
 //! | `lanes_panics_total` | counter | `lane`, `handler` |
-//! | `lanes_slow_polls_total` | counter | `lane`, `handler` |
-//! | `lanes_stuck_polls_total` | counter | `lane`, `handler` |
+//! | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
+//! | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
 //! | `lanes_event_loop_lag_seconds` | gauge | |
 //!
 //! A handler's metric handles are taken from the recorder on its first call,
@@ -124,15 +124,38 @@ impl Site {
             }
             describe_once();
             let labels = [("lane", self.lane.as_str()), ("handler", self.name)];
+            // Each lane exports the series that can move on it.
+            let offloaded = self.lane != Lane::IoBound;
+            let counter = |name: &'static str, applies: bool| {
+                if applies {
+                    metrics::counter!(name, &labels)
+                } else {
+                    Counter::noop()
+                }
+            };
+            let gauge = |name: &'static str, applies: bool| {
+                if applies {
+                    metrics::gauge!(name, &labels)
+                } else {
+                    Gauge::noop()
+                }
+            };
+            let histogram = |name: &'static str, applies: bool| {
+                if applies {
+                    metrics::histogram!(name, &labels)
+                } else {
+                    Histogram::noop()
+                }
+            };
             Handles {
-                in_flight: metrics::gauge!("lanes_calls_in_flight", &labels),
-                queued: metrics::gauge!("lanes_calls_queued", &labels),
-                queue_wait: metrics::histogram!("lanes_queue_wait_seconds", &labels),
-                run: metrics::histogram!("lanes_run_seconds", &labels),
-                shed: metrics::counter!("lanes_shed_total", &labels),
-                panics: metrics::counter!("lanes_panics_total", &labels),
-                slow_polls: metrics::counter!("lanes_slow_polls_total", &labels),
-                stuck_polls: metrics::counter!("lanes_stuck_polls_total", &labels),
+                in_flight: gauge("lanes_calls_in_flight", true),
+                queued: gauge("lanes_calls_queued", offloaded),
+                queue_wait: histogram("lanes_queue_wait_seconds", offloaded),
+                run: histogram("lanes_run_seconds", true),
+                shed: counter("lanes_shed_total", offloaded),
+                panics: counter("lanes_panics_total", true),
+                slow_polls: counter("lanes_slow_polls_total", !offloaded),
+                stuck_polls: counter("lanes_stuck_polls_total", !offloaded),
             }
         })
     }

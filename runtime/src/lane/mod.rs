@@ -22,6 +22,7 @@ pub(crate) struct Lanes {
     pub(crate) blocking: Semaphore,
     pub(crate) blocking_limit: usize,
     pub(crate) settings: Settings,
+    pub(crate) monitors: Monitors,
 }
 
 /// What the lanes read on their hot paths, fixed at start.
@@ -30,14 +31,21 @@ pub(crate) struct Settings {
     pub(crate) cpu_max_wait: Duration,
     pub(crate) blocking_max_wait: Duration,
     pub(crate) retry_after: Duration,
+}
+
+/// Which `#[io_bound]` monitors run, fixed at start.
+#[derive(Debug)]
+pub(crate) struct Monitors {
     pub(crate) slow_poll_threshold: Option<Duration>,
+    /// Whether the watchdog thread runs, so polls publish themselves.
+    pub(crate) watchdog: bool,
 }
 
 impl Lanes {
     pub(crate) fn start(config: Config) -> Lanes {
-        if let Some(threshold) = config.watchdog_threshold {
-            crate::watchdog::start(threshold);
-        }
+        let watchdog = config
+            .watchdog_threshold
+            .is_some_and(crate::watchdog::start);
         Lanes {
             cpu: cpu::pool(&config),
             cpu_admission: Semaphore::new(config.cpu_admission_bound()),
@@ -48,7 +56,10 @@ impl Lanes {
                 cpu_max_wait: config.cpu_max_wait,
                 blocking_max_wait: config.blocking_max_wait,
                 retry_after: config.retry_after,
+            },
+            monitors: Monitors {
                 slow_poll_threshold: config.slow_poll_threshold,
+                watchdog,
             },
         }
     }
