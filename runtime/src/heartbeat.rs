@@ -23,20 +23,22 @@ pub(crate) fn ensure_running() {
     if ALIVE.load(Ordering::Relaxed) || ALIVE.swap(true, Ordering::AcqRel) {
         return;
     }
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(beat())),
-        Err(_) => ALIVE.store(false, Ordering::Release),
+    let alive = Alive;
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        drop(runtime.spawn(beat(alive)));
     }
 }
 
-async fn beat() {
-    struct Alive;
-    impl Drop for Alive {
-        fn drop(&mut self) {
-            ALIVE.store(false, Ordering::Release);
-        }
+/// Clears [`ALIVE`] when the heartbeat's future is dropped, polled or not.
+struct Alive;
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        ALIVE.store(false, Ordering::Release);
     }
-    let _alive = Alive;
+}
+
+async fn beat(_alive: Alive) {
     let gauge = metrics::gauge!("lanes_event_loop_lag_seconds");
     loop {
         let due = tokio::time::Instant::now() + BEAT;

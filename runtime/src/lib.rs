@@ -8,7 +8,7 @@
 //!
 //! | attribute | write it on | runs on |
 //! |---|---|---|
-//! | [`#[io_bound]`](io_bound) | `async fn` | the tokio worker, as written, after a check for blocking calls |
+//! | [`#[io_bound]`](io_bound) | `async fn` | the tokio worker, as written, after a check for blocking calls; each poll timed |
 //! | [`#[blocking]`](blocking) | `fn` doing blocking I/O | tokio's blocking pool, behind limits |
 //! | [`#[cpu_bound]`](cpu_bound) | `fn` doing computation | a rayon pool at lower priority, awaited |
 //!
@@ -64,6 +64,17 @@
 //! - `#[blocking(limit = N)]` lets at most N calls of that fn run at once, so
 //!   one slow dependency cannot take every blocking thread; the lane as a
 //!   whole is bounded by [`Config::blocking_limit`].
+//! - Each pool lane has an admission bound and a maximum wait; under
+//!   [`ShedLayer`], a request whose call waited past it is answered `503
+//!   Service Unavailable` with `Retry-After`.
+//! - A poll of an `#[io_bound]` fn longer than 10 ms is logged as a `tracing`
+//!   warning naming the fn, and a watchdog thread reports a poll that has held
+//!   its worker for 100 ms while it is still stuck: this catches blocking
+//!   calls hidden in library code, which no macro can see.
+//! - Per-lane and per-handler metrics go through the `metrics` facade (the
+//!   names are listed at [`stats()`], which returns the same figures as a
+//!   JSON snapshot); [`testing::Load`] lets a test assert that a route does
+//!   not stall the event loop.
 //!
 //! # Project rules and the escape hatch
 //! A `lanes.toml` at the crate root adds blocking calls and allows others
@@ -78,6 +89,7 @@
 //! }
 //! ```
 
+mod clock;
 mod config;
 mod heartbeat;
 mod lane;
@@ -97,6 +109,8 @@ pub use stats::{HandlerStats, LaneStats, Stats, TimingStats, stats};
 
 /// Marks an `async fn` that stays on the tokio worker, and checks its body
 /// for blocking calls at compile time (the rules are listed in the README).
+/// At run time each poll is timed: a slow poll is logged and counted, and
+/// the watchdog reports a poll that holds its worker too long.
 ///
 /// ```
 /// #[lanes::io_bound]

@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::clock::CLOCK;
 use crate::config::lanes;
 use crate::lane::{Monitors, Site};
 use crate::stats::Running;
-use crate::watchdog::{CLOCK, PollSlot};
+use crate::watchdog::PollSlot;
 
 /// What a worker thread keeps for timing its polls, in one thread-local so
 /// that a poll pays for one lookup.

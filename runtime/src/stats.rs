@@ -1,28 +1,14 @@
 //! Per-handler counters: kept in atomics for [`stats`], and sent through the
 //! `metrics` facade for whatever recorder the service installed.
-//!
-//! | metric | kind | labels |
-//! |---|---|---|
-//! | `lanes_calls_in_flight` | gauge | `lane`, `handler` |
-//! | `lanes_calls_queued` | gauge | `lane`, `handler` (blocking, CPU) |
-//! | `lanes_queue_wait_seconds` | histogram | `lane`, `handler` (blocking, CPU) |
-//! | `lanes_run_seconds` | histogram | `lane`, `handler` |
-//! | `lanes_shed_total` | counter | `lane`, `handler` (blocking, CPU) |
-//! | `lanes_panics_total` | counter | `lane`, `handler` |
-//! | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
-//! | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
-//! | `lanes_event_loop_lag_seconds` | gauge | |
-//!
-//! A handler's metric handles are taken from the recorder on its first call,
-//! so install the recorder before serving.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use serde::Serialize;
 
+use crate::clock::CLOCK;
 use crate::config::lanes;
 use crate::lane::{Lane, Site};
 
@@ -33,7 +19,6 @@ pub(crate) struct SiteStats {
     handles: OnceLock<Handles>,
     in_flight: AtomicU64,
     queued: AtomicU64,
-    completed: AtomicU64,
     shed: AtomicU64,
     panics: AtomicU64,
     slow_polls: AtomicU64,
@@ -100,7 +85,6 @@ impl SiteStats {
             handles: OnceLock::new(),
             in_flight: AtomicU64::new(0),
             queued: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             slow_polls: AtomicU64::new(0),
@@ -163,11 +147,14 @@ impl Site {
     /// A call that waits for its lane; the wait ends with [`Queued::start`].
     pub(crate) fn queue(&'static self) -> Queued {
         let handles = self.handles();
-        self.stats.queued.fetch_add(1, Relaxed);
-        handles.queued.increment(1.0);
+        // Gauges are set from the exact counters: one store instead of a
+        // compare-and-swap loop; racing calls may leave a gauge one update
+        // behind until the next.
+        let queued = self.stats.queued.fetch_add(1, Relaxed) + 1;
+        handles.queued.set(queued as f64);
         Queued {
             site: self,
-            since: Instant::now(),
+            since: CLOCK.raw(),
         }
     }
 
@@ -197,16 +184,18 @@ impl Site {
 #[derive(Debug)]
 pub(crate) struct Queued {
     site: &'static Site,
-    since: Instant,
+    /// A [`CLOCK`] reading.
+    since: u64,
 }
 
 impl Queued {
     pub(crate) fn start(self) -> Running {
         let handles = self.site.handles();
+        let waited = CLOCK.delta(self.since, CLOCK.raw());
         self.site
             .stats
             .queue_wait
-            .record(self.since.elapsed(), &handles.queue_wait);
+            .record(waited, &handles.queue_wait);
         // Dropping `self` leaves the queue.
         Running::begin(self.site)
     }
@@ -214,8 +203,8 @@ impl Queued {
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        self.site.stats.queued.fetch_sub(1, Relaxed);
-        self.site.handles().queued.decrement(1.0);
+        let queued = self.site.stats.queued.fetch_sub(1, Relaxed) - 1;
+        self.site.handles().queued.set(queued as f64);
     }
 }
 
@@ -224,17 +213,18 @@ impl Drop for Queued {
 #[derive(Debug)]
 pub(crate) struct Running {
     site: &'static Site,
-    since: Instant,
+    /// A [`CLOCK`] reading.
+    since: u64,
     panicked: bool,
 }
 
 impl Running {
     fn begin(site: &'static Site) -> Running {
-        site.stats.in_flight.fetch_add(1, Relaxed);
-        site.handles().in_flight.increment(1.0);
+        let in_flight = site.stats.in_flight.fetch_add(1, Relaxed) + 1;
+        site.handles().in_flight.set(in_flight as f64);
         Running {
             site,
-            since: Instant::now(),
+            since: CLOCK.raw(),
             panicked: false,
         }
     }
@@ -249,10 +239,11 @@ impl Drop for Running {
     fn drop(&mut self) {
         let stats = &self.site.stats;
         let handles = self.site.handles();
-        stats.in_flight.fetch_sub(1, Relaxed);
-        handles.in_flight.decrement(1.0);
-        stats.completed.fetch_add(1, Relaxed);
-        stats.run.record(self.since.elapsed(), &handles.run);
+        let in_flight = stats.in_flight.fetch_sub(1, Relaxed) - 1;
+        handles.in_flight.set(in_flight as f64);
+        stats
+            .run
+            .record(CLOCK.delta(self.since, CLOCK.raw()), &handles.run);
         if self.panicked || std::thread::panicking() {
             stats.panics.fetch_add(1, Relaxed);
             handles.panics.increment(1);
@@ -304,6 +295,22 @@ fn describe_once() {
 ///
 /// let app: Router = Router::new().route("/lanes/stats", get(|| async { lanes::stats() }));
 /// ```
+///
+/// The same figures go through the `metrics` facade, to the recorder the
+/// service installed (install it before serving: a handler takes its metric
+/// handles on its first call):
+///
+/// | metric | kind | labels |
+/// |---|---|---|
+/// | `lanes_calls_in_flight` | gauge | `lane`, `handler` |
+/// | `lanes_calls_queued` | gauge | `lane`, `handler` (blocking, CPU) |
+/// | `lanes_queue_wait_seconds` | histogram | `lane`, `handler` (blocking, CPU) |
+/// | `lanes_run_seconds` | histogram | `lane`, `handler` |
+/// | `lanes_shed_total` | counter | `lane`, `handler` (blocking, CPU) |
+/// | `lanes_panics_total` | counter | `lane`, `handler` |
+/// | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
+/// | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
+/// | `lanes_event_loop_lag_seconds` | gauge | |
 pub fn stats() -> Stats {
     let running = lanes();
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -427,7 +434,7 @@ impl HandlerStats {
             lane: site.lane,
             in_flight: s.in_flight.load(Relaxed),
             queued: s.queued.load(Relaxed),
-            completed: s.completed.load(Relaxed),
+            completed: s.run.count.load(Relaxed),
             shed: s.shed.load(Relaxed),
             panics: s.panics.load(Relaxed),
             slow_polls: s.slow_polls.load(Relaxed),

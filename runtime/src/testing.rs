@@ -123,7 +123,10 @@ impl Load {
         let mut statuses = BTreeMap::new();
         let mut latencies = Vec::with_capacity(self.requests);
         for client in clients {
-            for (status, latency) in client.await.expect("a load client panicked") {
+            let seen = client.await.expect(
+                "a handler panicked; add tower-http's CatchPanicLayer to answer 500 instead",
+            );
+            for (status, latency) in seen {
                 *statuses.entry(status.as_u16()).or_insert(0) += 1;
                 latencies.push(latency);
             }
@@ -144,11 +147,10 @@ impl Load {
 
     async fn send(&self, request: Request<Body>) -> StatusCode {
         let mut router = self.router.clone();
-        // A `Router` is always ready.
-        let response = match router.call(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
+        // A router's error type is `Infallible`.
+        let Ok(()) =
+            std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(&mut router, cx)).await;
+        let Ok(response) = router.call(request).await;
         let status = response.status();
         // The body is part of the response's cost, and of a handler's work.
         let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;

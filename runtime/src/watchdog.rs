@@ -7,14 +7,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
+use crate::clock::CLOCK;
 use crate::lane::Site;
 
 static SLOTS: Mutex<Vec<Weak<PollSlot>>> = Mutex::new(Vec::new());
-
-/// The clock of poll timings: the CPU's time-stamp counter where it is
-/// reliable (about 10 ns a read, against 30 for `Instant::now` on our
-/// virtual machines), the monotonic clock elsewhere.
-pub(crate) static CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 /// What one thread is polling now.
 #[derive(Debug)]
