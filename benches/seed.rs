@@ -890,11 +890,17 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() {
-    // Every figure includes recording metrics, as in a monitored service.
-    metrics::set_global_recorder(
-        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
-    )
-    .expect("the first recorder");
+    // Every figure includes recording metrics, as in a monitored service,
+    // whose exporter drains its histograms periodically.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let exporter = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the first recorder");
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            exporter.run_upkeep();
+        }
+    });
     if let Ok(admission) = std::env::var(WIDE_CHILD) {
         lanes::Config::new()
             .cpu_admission(admission.parse().expect("an admission bound"))

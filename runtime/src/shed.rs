@@ -151,3 +151,21 @@ fn unavailable(retry_after: Duration) -> Response {
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        for (after, header) in [(500, "1"), (1000, "1"), (1001, "2"), (2500, "3"), (0, "0")] {
+            let response = unavailable(Duration::from_millis(after));
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers()[header::RETRY_AFTER],
+                header,
+                "{after} ms"
+            );
+        }
+    }
+}

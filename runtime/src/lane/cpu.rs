@@ -50,9 +50,10 @@ where
         if result.is_err() {
             running.panicked();
         }
-        drop(running);
-        // The caller may have gone while `f` ran; the result is then unwanted.
+        // The caller may have gone while `f` ran; the result is then
+        // unwanted. It is sent before the bookkeeping: the caller waits.
         let _ = sender.send(result);
+        drop(running);
     };
     (job, Outcome { site, receiver })
 }
