@@ -92,6 +92,7 @@
 mod clock;
 mod config;
 mod heartbeat;
+pub mod jobs;
 mod lane;
 mod poll;
 mod shed;

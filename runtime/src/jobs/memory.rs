@@ -1,0 +1,326 @@
+//! The in-memory store: bounded, for tests and for jobs that may be lost.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::{Claimed, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, millis};
+
+#[derive(Clone, Debug)]
+pub(super) struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+    pub(super) enqueued: Arc<watch::Sender<u64>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    capacity: usize,
+    jobs: HashMap<JobId, Entry>,
+    /// Per queue, the waiting jobs (queued or failed) by due time.
+    due: HashMap<String, BTreeSet<(i64, JobId)>>,
+    /// The running jobs by lease end.
+    leases: BTreeSet<(i64, JobId)>,
+    keys: HashMap<String, JobId>,
+    unfinished: usize,
+    /// Finished jobs, oldest first, forgotten past `capacity`.
+    finished: VecDeque<JobId>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    job: Job,
+    payload: serde_json::Value,
+    timeout: Duration,
+    worker: Option<String>,
+    lease_until: i64,
+    idempotency_key: Option<String>,
+}
+
+impl MemoryStore {
+    pub(super) fn new(capacity: usize) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Mutex::new(Inner {
+                capacity,
+                jobs: HashMap::new(),
+                due: HashMap::new(),
+                leases: BTreeSet::new(),
+                keys: HashMap::new(),
+                unfinished: 0,
+                finished: VecDeque::new(),
+            })),
+            enqueued: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn enqueue(&self, new: NewJob) -> Result<JobId, StoreError> {
+        let mut inner = self.lock();
+        if let Some(id) = new
+            .idempotency_key
+            .as_ref()
+            .and_then(|key| inner.keys.get(key))
+        {
+            return Ok(*id);
+        }
+        if inner.unfinished >= inner.capacity {
+            return Err(StoreError::Full {
+                capacity: inner.capacity,
+            });
+        }
+        let now = SystemTime::now();
+        let id = JobId::random();
+        let run_at = new.run_at.unwrap_or(now);
+        let job = Job {
+            id,
+            kind: new.kind,
+            queue: new.queue,
+            state: JobState::Queued,
+            attempts: 0,
+            max_attempts: new.max_attempts.max(1),
+            progress: 0,
+            message: None,
+            error: None,
+            result: None,
+            cancel_requested: false,
+            created_at: now,
+            updated_at: now,
+            run_at,
+            finished_at: None,
+        };
+        inner
+            .due
+            .entry(job.queue.clone())
+            .or_default()
+            .insert((millis::from(run_at), id));
+        if let Some(key) = &new.idempotency_key {
+            inner.keys.insert(key.clone(), id);
+        }
+        inner.unfinished += 1;
+        inner.jobs.insert(
+            id,
+            Entry {
+                job,
+                payload: new.payload,
+                timeout: new.timeout,
+                worker: None,
+                lease_until: 0,
+                idempotency_key: new.idempotency_key,
+            },
+        );
+        drop(inner);
+        self.enqueued.send_modify(|count| *count += 1);
+        Ok(id)
+    }
+
+    pub(super) fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Vec<Claimed> {
+        let mut inner = self.lock();
+        let now = millis::now();
+        let lease_until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut claimed = Vec::new();
+        // Jobs whose worker's lease ran out, first: they have waited longest.
+        let expired: Vec<JobId> = inner
+            .leases
+            .iter()
+            .take_while(|(until, _)| *until <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in expired {
+            if claimed.len() == limit {
+                break;
+            }
+            let entry = inner.jobs.get(&id).expect("a leased job is stored");
+            if entry.job.queue != queue {
+                continue;
+            }
+            let (until, exhausted) = (
+                entry.lease_until,
+                entry.job.attempts >= entry.job.max_attempts,
+            );
+            inner.leases.remove(&(until, id));
+            if exhausted {
+                inner.end(id, JobState::Dead, Some(super::LEASE_LOST.to_owned()), None);
+            } else {
+                claimed.push(inner.start(id, worker, lease_until));
+            }
+        }
+        while claimed.len() < limit {
+            let Some(waiting) = inner.due.get_mut(queue) else {
+                break;
+            };
+            let Some(&(due, id)) = waiting.first() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            waiting.remove(&(due, id));
+            claimed.push(inner.start(id, worker, lease_until));
+        }
+        claimed
+    }
+
+    pub(super) fn renew(&self, id: JobId, worker: &str, lease: Duration) -> Lease {
+        let mut inner = self.lock();
+        let Some(entry) = inner.jobs.get_mut(&id).filter(|e| e.holds(worker)) else {
+            return Lease::Lost;
+        };
+        let old = entry.lease_until;
+        entry.lease_until =
+            millis::now() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        entry.job.updated_at = SystemTime::now();
+        let (new, cancel) = (entry.lease_until, entry.job.cancel_requested);
+        inner.leases.remove(&(old, id));
+        inner.leases.insert((new, id));
+        if cancel {
+            Lease::CancelRequested
+        } else {
+            Lease::Held
+        }
+    }
+
+    pub(super) fn progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        percent: u8,
+        message: Option<&str>,
+    ) -> bool {
+        let mut inner = self.lock();
+        let Some(entry) = inner.jobs.get_mut(&id).filter(|e| e.holds(worker)) else {
+            return false;
+        };
+        entry.job.progress = percent;
+        entry.job.message = message.map(str::to_owned);
+        entry.job.updated_at = SystemTime::now();
+        true
+    }
+
+    pub(super) fn finish(&self, id: JobId, worker: &str, how: Finish) -> bool {
+        let mut inner = self.lock();
+        let Some(entry) = inner.jobs.get(&id).filter(|e| e.holds(worker)) else {
+            return false;
+        };
+        let until = entry.lease_until;
+        inner.leases.remove(&(until, id));
+        match how {
+            Finish::Succeeded(result) => inner.end(id, JobState::Succeeded, None, result),
+            Finish::Dead { error } => inner.end(id, JobState::Dead, Some(error), None),
+            Finish::Cancelled => inner.end(id, JobState::Cancelled, None, None),
+            Finish::Retry { error, at } => {
+                let entry = inner.jobs.get_mut(&id).expect("checked above");
+                entry.job.state = JobState::Failed;
+                entry.job.error = Some(error);
+                entry.job.run_at = at;
+                entry.job.updated_at = SystemTime::now();
+                entry.worker = None;
+                let queue = entry.job.queue.clone();
+                inner
+                    .due
+                    .entry(queue)
+                    .or_default()
+                    .insert((millis::from(at), id));
+            }
+        }
+        true
+    }
+
+    pub(super) fn cancel(&self, id: JobId) -> Option<JobState> {
+        let mut inner = self.lock();
+        let entry = inner.jobs.get_mut(&id)?;
+        match entry.job.state {
+            JobState::Queued | JobState::Failed => {
+                let key = (millis::from(entry.job.run_at), id);
+                let queue = entry.job.queue.clone();
+                if let Some(waiting) = inner.due.get_mut(&queue) {
+                    waiting.remove(&key);
+                }
+                inner.end(id, JobState::Cancelled, None, None);
+                Some(JobState::Cancelled)
+            }
+            JobState::Running => {
+                entry.job.cancel_requested = true;
+                entry.job.updated_at = SystemTime::now();
+                Some(JobState::Running)
+            }
+            state => Some(state),
+        }
+    }
+
+    pub(super) fn get(&self, id: JobId) -> Option<Job> {
+        self.lock().jobs.get(&id).map(|entry| entry.job.clone())
+    }
+}
+
+impl Entry {
+    fn holds(&self, worker: &str) -> bool {
+        self.job.state == JobState::Running && self.worker.as_deref() == Some(worker)
+    }
+}
+
+impl Inner {
+    /// Hands a waiting (or lease-expired) job to `worker`.
+    fn start(&mut self, id: JobId, worker: &str, lease_until: i64) -> Claimed {
+        let entry = self.jobs.get_mut(&id).expect("a due job is stored");
+        let now = SystemTime::now();
+        entry.job.state = JobState::Running;
+        entry.job.attempts += 1;
+        entry.job.run_at = now;
+        entry.job.updated_at = now;
+        entry.worker = Some(worker.to_owned());
+        entry.lease_until = lease_until;
+        self.leases.insert((lease_until, id));
+        Claimed {
+            id,
+            kind: entry.job.kind.clone(),
+            payload: entry.payload.clone(),
+            attempt: entry.job.attempts,
+            max_attempts: entry.job.max_attempts,
+            timeout: entry.timeout,
+        }
+    }
+
+    /// Moves a job to a final state, keeping it among the last finished.
+    fn end(
+        &mut self,
+        id: JobId,
+        state: JobState,
+        error: Option<String>,
+        result: Option<serde_json::Value>,
+    ) {
+        let entry = self.jobs.get_mut(&id).expect("an ending job is stored");
+        let now = SystemTime::now();
+        entry.job.state = state;
+        if error.is_some() {
+            entry.job.error = error;
+        }
+        entry.job.result = result;
+        entry.job.updated_at = now;
+        entry.job.finished_at = Some(now);
+        entry.worker = None;
+        self.unfinished -= 1;
+        self.finished.push_back(id);
+        while self.finished.len() > self.capacity {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(key) = self
+                .jobs
+                .remove(&old)
+                .and_then(|forgotten| forgotten.idempotency_key)
+            {
+                self.keys.remove(&key);
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Durable jobs: the store the `#[background]` lane runs on.
+//!
+//! A [`Store`] keeps jobs and hands them to workers under a lease: a worker
+//! claims jobs of a queue, renews its lease while it runs them, and records
+//! how each ended. A job whose worker died (its lease ran out) is claimed
+//! again, so delivery is at least once; one that keeps failing ends dead
+//! with its last error.
+//!
+//! Three stores behave the same and pass the same test suite:
+//! - [`Store::memory`], bounded, for tests and for jobs that may be lost;
+//! - [`Store::sqlite`], the embedded durable default: a file next to the
+//!   app (WAL), no server, survives `kill -9`;
+//! - [`Store::postgres`], for several app instances sharing one queue:
+//!   claims use `FOR UPDATE SKIP LOCKED`, and workers are woken by
+//!   `LISTEN/NOTIFY`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use lanes::jobs::{Finish, NewJob, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), lanes::jobs::StoreError> {
+//! let store = Store::memory(10_000);
+//! let id = store.enqueue(NewJob::new("send_welcome", serde_json::json!({"to": "ada@example.com"}))).await?;
+//!
+//! let claimed = store.claim("default", "worker-1", Duration::from_secs(30), 8).await?;
+//! assert_eq!(claimed[0].id, id);
+//! store.finish(id, "worker-1", Finish::Succeeded(None)).await?;
+//! assert_eq!(store.get(id).await?.unwrap().state, lanes::jobs::JobState::Succeeded);
+//! # Ok(()) }
+//! ```
+
+mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The error of a job whose worker stopped (its lease ran out) during its
+/// last attempt.
+pub(crate) const LEASE_LOST: &str = "the worker running this job stopped before it finished (its lease ran out), and no attempt is left";
+
+/// A job's id: random (a UUID v4, 122 random bits), so that ids cannot be
+/// guessed from one another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(uuid::Uuid);
+
+impl JobId {
+    pub(crate) fn random() -> JobId {
+        JobId(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<JobId, uuid::Error> {
+        uuid::Uuid::parse_str(text).map(JobId)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker, now or from its `run_at`.
+    Queued,
+    /// Claimed by a worker whose lease has not run out.
+    Running,
+    /// Done; its result, if any, is kept.
+    Succeeded,
+    /// Its last attempt failed; it runs again at its `run_at`.
+    Failed,
+    /// Every attempt failed (or its payload could not be read); its last
+    /// error is kept.
+    Dead,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will not run again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+}
+
+/// A job to enqueue: its kind (which fn runs it), its queue, and its
+/// serialized arguments, with defaults for the rest.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NewJob {
+    pub kind: String,
+    pub queue: String,
+    pub payload: serde_json::Value,
+    /// Attempts before the job is dead; at least 1. Default: 3.
+    pub max_attempts: u32,
+    /// How long one attempt may run. Default: 5 minutes.
+    pub timeout: Duration,
+    /// Not before this time. Default: now.
+    pub run_at: Option<SystemTime>,
+    /// A repeated enqueue with the same key returns the first job's id.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> NewJob {
+        NewJob {
+            kind: kind.into(),
+            queue: "default".to_owned(),
+            payload,
+            max_attempts: 3,
+            timeout: Duration::from_secs(300),
+            run_at: None,
+            idempotency_key: None,
+        }
+    }
+
+    pub fn queue(mut self, queue: impl Into<String>) -> NewJob {
+        self.queue = queue.into();
+        self
+    }
+
+    pub fn max_attempts(mut self, attempts: u32) -> NewJob {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> NewJob {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn run_at(mut self, at: SystemTime) -> NewJob {
+        self.run_at = Some(at);
+        self
+    }
+
+    pub fn run_after(self, delay: Duration) -> NewJob {
+        self.run_at(SystemTime::now() + delay)
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> NewJob {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+/// What a job's status shows. Its arguments are not part of it.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    pub queue: String,
+    pub state: JobState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// 0 to 100, as the job last reported.
+    pub progress: u8,
+    pub message: Option<String>,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub cancel_requested: bool,
+    #[serde(serialize_with = "millis::serialize")]
+    pub created_at: SystemTime,
+    #[serde(serialize_with = "millis::serialize")]
+    pub updated_at: SystemTime,
+    /// When it runs next, or ran last.
+    #[serde(serialize_with = "millis::serialize")]
+    pub run_at: SystemTime,
+    #[serde(serialize_with = "millis::serialize_option")]
+    pub finished_at: Option<SystemTime>,
+}
+
+/// A job handed to a worker.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Claimed {
+    pub id: JobId,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug)]
+pub enum Finish {
+    Succeeded(Option<serde_json::Value>),
+    /// Failed; runs again at the given time.
+    Retry {
+        error: String,
+        at: SystemTime,
+    },
+    /// Failed for good.
+    Dead {
+        error: String,
+    },
+    /// Stopped because its cancellation was requested.
+    Cancelled,
+}
+
+/// What a worker learns when it renews its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// Still the job's worker, until the new lease ends.
+    Held,
+    /// Still the job's worker, and its cancellation was requested.
+    CancelRequested,
+    /// No longer the job's worker: its lease ran out and the job was
+    /// claimed again, or it ended otherwise.
+    Lost,
+}
+
+/// Why a store refused.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The in-memory store holds as many unfinished jobs as it may.
+    Full { capacity: usize },
+    /// The database refused or could not be reached.
+    Database(String),
+    /// A stored row could not be read back.
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full { capacity } => write!(
+                f,
+                "the in-memory job store is full ({capacity} unfinished jobs); the job was not enqueued"
+            ),
+            StoreError::Database(why) => write!(f, "the job store's database failed: {why}"),
+            StoreError::Corrupt(why) => write!(f, "a stored job could not be read: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where jobs are kept. Cloning shares the store.
+#[derive(Clone, Debug)]
+pub struct Store(Backend);
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Memory(memory::MemoryStore),
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Sql(sql::SqlStore),
+}
+
+impl Store {
+    /// A store in this process's memory, holding at most `capacity`
+    /// unfinished jobs (enqueueing more fails with [`StoreError::Full`]) and
+    /// the last `capacity` finished ones.
+    pub fn memory(capacity: usize) -> Store {
+        Store(Backend::Memory(memory::MemoryStore::new(capacity)))
+    }
+
+    /// A store in the SQLite file at `path`, created if missing, in WAL
+    /// mode.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store, StoreError> {
+        sql::SqlStore::sqlite(path.as_ref())
+            .await
+            .map(|s| Store(Backend::Sql(s)))
+    }
+
+    /// A store in the PostgreSQL database at `url` (`postgres://...`),
+    /// in the given schema, created if missing.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str, schema: &str) -> Result<Store, StoreError> {
+        sql::SqlStore::postgres(url, schema)
+            .await
+            .map(|s| Store(Backend::Sql(s)))
+    }
+
+    /// Adds a job and returns its id at once; with an idempotency key
+    /// already used, returns the first job's id and adds nothing.
+    pub async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => store.enqueue(job),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.enqueue(job).await,
+        }
+    }
+
+    /// Hands up to `limit` jobs of `queue` that are due to `worker`, leased
+    /// for `lease`: queued and failed jobs whose time has come, and running
+    /// jobs whose worker's lease ran out. A job whose lease ran out on its
+    /// last attempt is marked dead instead.
+    pub async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.claim(queue, worker, lease, limit)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.claim(queue, worker, lease, limit).await,
+        }
+    }
+
+    /// Extends `worker`'s lease on a running job.
+    pub async fn renew(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.renew(id, worker, lease)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.renew(id, worker, lease).await,
+        }
+    }
+
+    /// Records a running job's progress (0 to 100) and message. False if
+    /// `worker` no longer holds the job.
+    pub async fn progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        percent: u8,
+        message: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let percent = percent.min(100);
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.progress(id, worker, percent, message)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.progress(id, worker, percent, message).await,
+        }
+    }
+
+    /// Records how `worker`'s attempt ended. False, and nothing recorded, if
+    /// `worker` no longer holds the job.
+    pub async fn finish(&self, id: JobId, worker: &str, how: Finish) -> Result<bool, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.finish(id, worker, how)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.finish(id, worker, how).await,
+        }
+    }
+
+    /// Cancels a job: at once if it is waiting, by request (seen by its
+    /// worker at its next renewal) if it is running. Returns its state
+    /// after the call, or `None` if there is no such job.
+    pub async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.cancel(id)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.cancel(id).await,
+        }
+    }
+
+    pub async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.get(id)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.get(id).await,
+        }
+    }
+
+    /// Wakeups for a worker whose claim came back empty: each job enqueued
+    /// (in this process, or in another through PostgreSQL's `NOTIFY`) ends
+    /// a wait. Take it before claiming, so that no enqueue is missed.
+    pub async fn wakeups(&self) -> Result<Wakeups, StoreError> {
+        let enqueued = match &self.0 {
+            Backend::Memory(store) => store.enqueued.subscribe(),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.wakeups().await?,
+        };
+        Ok(Wakeups(enqueued))
+    }
+}
+
+/// See [`Store::wakeups`].
+#[derive(Debug)]
+pub struct Wakeups(tokio::sync::watch::Receiver<u64>);
+
+impl Wakeups {
+    /// Returns once a job has been enqueued since the last wait (at once if
+    /// one already has), or after `at_most`.
+    pub async fn wait(&mut self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.0.changed()).await;
+        self.0.mark_unchanged();
+    }
+}
+
+/// Times as milliseconds since the Unix epoch, as the SQL stores keep them.
+pub(crate) mod millis {
+    use super::*;
+
+    pub(crate) fn from(time: SystemTime) -> i64 {
+        time.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    pub(crate) fn now() -> i64 {
+        from(SystemTime::now())
+    }
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        time: &SystemTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(from(*time))
+    }
+
+    pub(crate) fn serialize_option<S: serde::Serializer>(
+        time: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => s.serialize_some(&from(*time)),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The SQL stores, SQLite and PostgreSQL, through sqlx's `Any` driver: one
+//! schema and one set of statements; PostgreSQL adds `SKIP LOCKED` to
+//! claims and `NOTIFY` to enqueues.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use tokio::sync::{OnceCell, watch};
+
+use super::{Claimed, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, millis};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// PostgreSQL: the URL and channel the wakeup listener uses.
+    notify: Option<(String, String)>,
+    enqueued: Arc<watch::Sender<u64>>,
+    listening: Arc<OnceCell<()>>,
+}
+
+const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS lanes_jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        run_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        worker TEXT,
+        progress BIGINT NOT NULL,
+        message TEXT,
+        error TEXT,
+        result TEXT,
+        cancel_requested BIGINT NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, state, run_at)",
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (state, lease_until)",
+];
+
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
+     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+
+fn database(error: sqlx::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn millis_of(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+impl SqlStore {
+    #[cfg(feature = "sqlite")]
+    pub(super) async fn sqlite(path: &std::path::Path) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    // WAL: readers never wait for the writer; NORMAL sync is
+                    // durable across a process kill (not a power cut).
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                    )
+                    .execute(connection)
+                    .await
+                    .map(drop)
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(database)?;
+        SqlStore::ready(pool, Dialect::Sqlite, None).await
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(super) async fn postgres(url: &str, schema: &str) -> Result<SqlStore, StoreError> {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::Database(format!(
+                "the schema name `{schema}` must be lowercase letters, digits and `_`"
+            )));
+        }
+        sqlx::any::install_default_drivers();
+        let setup = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .map_err(database)?;
+        // The name was checked above: letters, digits and `_` only.
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&setup)
+        .await
+        .map_err(database)?;
+        setup.close().await;
+        let search_path = format!("SET search_path TO {schema}");
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .after_connect(move |connection, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(AssertSqlSafe(search_path))
+                        .execute(connection)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(database)?;
+        let channel = format!("lanes_jobs_{schema}");
+        SqlStore::ready(pool, Dialect::Postgres, Some((url.to_owned(), channel))).await
+    }
+
+    async fn ready(
+        pool: AnyPool,
+        dialect: Dialect,
+        notify: Option<(String, String)>,
+    ) -> Result<SqlStore, StoreError> {
+        for statement in SCHEMA {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(database)?;
+        }
+        Ok(SqlStore {
+            pool,
+            dialect,
+            notify,
+            enqueued: Arc::new(watch::Sender::new(0)),
+            listening: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// `$1`-numbered SQL in this store's dialect (SQLite numbers `?1`).
+    /// Every statement is a constant of this module; values are bound.
+    fn sql(&self, postgres: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(match self.dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => postgres.to_owned(),
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => postgres.replace('$', "?"),
+        })
+    }
+
+    pub(super) async fn enqueue(&self, new: NewJob) -> Result<JobId, StoreError> {
+        let id = JobId::random();
+        let now = millis::now();
+        let inserted = sqlx::query(self.sql(
+            "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
+             timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, $7, 0, 0, $8, $9, $9) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        ))
+        .bind(id.to_string())
+        .bind(&new.kind)
+        .bind(&new.queue)
+        .bind(new.payload.to_string())
+        .bind(i64::from(new.max_attempts.max(1)))
+        .bind(millis_of(new.timeout))
+        .bind(new.run_at.map_or(now, millis::from))
+        .bind(&new.idempotency_key)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        if inserted.rows_affected() == 0 {
+            let row = sqlx::query(self.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
+                .bind(&new.idempotency_key)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(database)?;
+            return job_id(&row, "id");
+        }
+        if let Some((_, channel)) = &self.notify {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(&new.queue)
+                .execute(&self.pool)
+                .await
+                .map_err(database)?;
+        }
+        self.enqueued.send_modify(|count| *count += 1);
+        Ok(id)
+    }
+
+    pub(super) async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = millis::now();
+        sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET state = 'dead', error = $1, worker = NULL, lease_until = NULL, \
+             finished_at = $2, updated_at = $2 \
+             WHERE queue = $3 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts",
+        ))
+        .bind(super::LEASE_LOST)
+        .bind(now)
+        .bind(queue)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        let skip_locked = match self.dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "",
+        };
+        let rows = sqlx::query(self.sql(&format!(
+            "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
+             lease_until = $2, run_at = $3, updated_at = $3 \
+             WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = $4 AND \
+             ((state IN ('queued', 'failed') AND run_at <= $3) OR (state = 'running' AND lease_until <= $3)) \
+             ORDER BY run_at LIMIT $5{skip_locked}) \
+             RETURNING id, kind, payload, attempts, max_attempts, timeout_ms"
+        )))
+        .bind(worker)
+        .bind(now + millis_of(lease))
+        .bind(now)
+        .bind(queue)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                let payload: String = get(row, "payload")?;
+                Ok(Claimed {
+                    id: job_id(row, "id")?,
+                    kind: get(row, "kind")?,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Corrupt(format!("a payload is not JSON: {e}")))?,
+                    attempt: count(row, "attempts")?,
+                    max_attempts: count(row, "max_attempts")?,
+                    timeout: Duration::from_millis(count(row, "timeout_ms")?.into()),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn renew(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
+        let now = millis::now();
+        let row = sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET lease_until = $1, updated_at = $2 \
+             WHERE id = $3 AND worker = $4 AND state = 'running' RETURNING cancel_requested",
+        ))
+        .bind(now + millis_of(lease))
+        .bind(now)
+        .bind(id.to_string())
+        .bind(worker)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(match row {
+            None => Lease::Lost,
+            Some(row) if get::<i64>(&row, "cancel_requested")? != 0 => Lease::CancelRequested,
+            Some(_) => Lease::Held,
+        })
+    }
+
+    pub(super) async fn progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        percent: u8,
+        message: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET progress = $1, message = $2, updated_at = $3 \
+             WHERE id = $4 AND worker = $5 AND state = 'running'",
+        ))
+        .bind(i64::from(percent))
+        .bind(message)
+        .bind(millis::now())
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn finish(
+        &self,
+        id: JobId,
+        worker: &str,
+        how: Finish,
+    ) -> Result<bool, StoreError> {
+        let now = millis::now();
+        let (state, error, result, run_at, finished_at) = match how {
+            Finish::Succeeded(result) => (
+                JobState::Succeeded,
+                None,
+                result.map(|r| r.to_string()),
+                None,
+                Some(now),
+            ),
+            Finish::Retry { error, at } => (
+                JobState::Failed,
+                Some(error),
+                None,
+                Some(millis::from(at)),
+                None,
+            ),
+            Finish::Dead { error } => (JobState::Dead, Some(error), None, None, Some(now)),
+            Finish::Cancelled => (JobState::Cancelled, None, None, None, Some(now)),
+        };
+        let done = sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET state = $1, error = COALESCE($2, error), result = $3, \
+             run_at = COALESCE($4, run_at), finished_at = $5, worker = NULL, lease_until = NULL, \
+             updated_at = $6 WHERE id = $7 AND worker = $8 AND state = 'running'",
+        ))
+        .bind(state.as_str())
+        .bind(error)
+        .bind(result)
+        .bind(run_at)
+        .bind(finished_at)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let now = millis::now();
+        let id = id.to_string();
+        sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 \
+             WHERE id = $2 AND state IN ('queued', 'failed')",
+        ))
+        .bind(now)
+        .bind(&id)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        sqlx::query(self.sql(
+            "UPDATE lanes_jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2 AND state = 'running'",
+        ))
+        .bind(now)
+        .bind(&id)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        let row = sqlx::query(self.sql("SELECT state FROM lanes_jobs WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database)?;
+        row.map(|row| state(&get::<String>(&row, "state")?))
+            .transpose()
+    }
+
+    pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {JOB_COLUMNS} FROM lanes_jobs WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database)?;
+        row.map(|row| job(&row)).transpose()
+    }
+
+    pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
+        if let Some((url, channel)) = &self.notify {
+            self.listening
+                .get_or_try_init(|| listen(url.clone(), channel.clone(), self.enqueued.clone()))
+                .await?;
+        }
+        Ok(self.enqueued.subscribe())
+    }
+}
+
+/// Forwards every `NOTIFY` on `channel` (an enqueue by any instance) to
+/// `enqueued`, reconnecting when the connection drops.
+#[cfg(feature = "postgres")]
+async fn listen(
+    url: String,
+    channel: String,
+    enqueued: Arc<watch::Sender<u64>>,
+) -> Result<(), StoreError> {
+    let mut listener = sqlx::postgres::PgListener::connect(&url)
+        .await
+        .map_err(database)?;
+    listener.listen(&channel).await.map_err(database)?;
+    tokio::spawn(async move {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => enqueued.send_modify(|count| *count += 1),
+                // The connection dropped; the listener reconnects on the
+                // next call. Wake the workers: they may have missed jobs.
+                Ok(None) => enqueued.send_modify(|count| *count += 1),
+                Err(error) => {
+                    tracing::warn!(%error, "lanes: the job store's LISTEN connection failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn listen(_: String, _: String, _: Arc<watch::Sender<u64>>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+fn get<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Corrupt(format!("column `{column}`: {e}")))
+}
+
+fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(get::<i64>(row, column)?)
+        .map_err(|_| StoreError::Corrupt(format!("column `{column}` is out of range")))
+}
+
+fn job_id(row: &AnyRow, column: &str) -> Result<JobId, StoreError> {
+    get::<String>(row, column)?
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("a job id: {e}")))
+}
+
+fn time(row: &AnyRow, column: &str) -> Result<SystemTime, StoreError> {
+    get::<i64>(row, column).map(from_millis)
+}
+
+fn from_millis(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+fn state(text: &str) -> Result<JobState, StoreError> {
+    Ok(match text {
+        "queued" => JobState::Queued,
+        "running" => JobState::Running,
+        "succeeded" => JobState::Succeeded,
+        "failed" => JobState::Failed,
+        "dead" => JobState::Dead,
+        "cancelled" => JobState::Cancelled,
+        other => return Err(StoreError::Corrupt(format!("unknown job state `{other}`"))),
+    })
+}
+
+fn job(row: &AnyRow) -> Result<Job, StoreError> {
+    let result: Option<String> = get(row, "result")?;
+    Ok(Job {
+        id: job_id(row, "id")?,
+        kind: get(row, "kind")?,
+        queue: get(row, "queue")?,
+        state: state(&get::<String>(row, "state")?)?,
+        attempts: count(row, "attempts")?,
+        max_attempts: count(row, "max_attempts")?,
+        progress: u8::try_from(count(row, "progress")?).unwrap_or(100),
+        message: get(row, "message")?,
+        error: get(row, "error")?,
+        result: result
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("a result is not JSON: {e}")))?,
+        cancel_requested: get::<i64>(row, "cancel_requested")? != 0,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        run_at: time(row, "run_at")?,
+        finished_at: get::<Option<i64>>(row, "finished_at")?.map(from_millis),
+    })
+}
