@@ -32,6 +32,9 @@
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+mod worker;
+
+pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
 use std::fmt;
 use std::str::FromStr;

@@ -24,7 +24,7 @@ where
         let _running = queued.start();
         f()
     }));
-    match task.join().await {
+    match task.await {
         Ok(value) => value,
         // tokio caught the panic on the pool thread; it resumes here.
         Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
@@ -35,14 +35,19 @@ where
     }
 }
 
-/// Aborts the blocking task when the caller's future is dropped: tokio then
-/// skips the task if no thread has picked it up yet, and lets it finish
-/// otherwise.
-struct AbortOnDrop<R>(JoinHandle<R>);
+/// A task's handle that aborts the task when dropped: a blocking task not
+/// yet picked up by a thread is then skipped (one already running
+/// finishes), and an async task stops at its next `.await`.
+pub(crate) struct AbortOnDrop<R>(pub(crate) JoinHandle<R>);
 
-impl<R> AbortOnDrop<R> {
-    async fn join(mut self) -> Result<R, tokio::task::JoinError> {
-        (&mut self.0).await
+impl<R> std::future::Future for AbortOnDrop<R> {
+    type Output = Result<R, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
 

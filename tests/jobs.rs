@@ -1,13 +1,16 @@
-//! The job stores behave alike: one suite, run on memory, on SQLite, and on
-//! PostgreSQL when `DATABASE_URL` is set (CI sets it, and there a missing
-//! database fails the suite instead of skipping it).
+//! The job stores, and the workers on them, behave alike: one suite, run on
+//! memory, on SQLite, and on PostgreSQL when `DATABASE_URL` is set (CI sets
+//! it, and there a missing database fails the suite instead of skipping it).
 
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use lanes::jobs::{Finish, JobState, Lease, NewJob, Store, StoreError};
+use lanes::jobs::{
+    Cancelled, Finish, JobContext, JobId, JobState, Lease, NewJob, Registry, Store, StoreError,
+    WorkerConfig, Workers,
+};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -177,6 +180,11 @@ async fn suite(backend: &impl Backend) {
     cancels_waiting_and_running_jobs(&backend.fresh().await).await;
     an_enqueue_wakes_a_waiting_worker(&backend.fresh().await).await;
     two_instances_never_claim_a_job_twice(&backend.fresh().await, &backend.reopen().await).await;
+    workers_run_jobs_and_keep_results(&backend.fresh().await).await;
+    workers_retry_with_backoff_then_the_job_dies(&backend.fresh().await).await;
+    workers_turn_timeouts_panics_and_bad_payloads_into_errors(&backend.fresh().await).await;
+    workers_stop_a_cancelled_job(&backend.fresh().await).await;
+    shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(&backend.fresh().await).await;
 }
 
 async fn runs_and_keeps_the_result(store: &Store) {
@@ -470,4 +478,214 @@ async fn two_instances_never_claim_a_job_twice(one: &Store, two: &Store) {
     let all: HashSet<_> = a.iter().chain(&b).collect();
     assert_eq!(a.len() + b.len(), JOBS, "{} + {}", a.len(), b.len());
     assert_eq!(all.len(), JOBS, "a job was claimed twice");
+}
+
+// ------------------------------------------------------------ the workers
+
+fn fast_workers() -> WorkerConfig {
+    WorkerConfig::default()
+        .concurrency(4)
+        .idle_wait(Duration::from_millis(50))
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+}
+
+/// Waits (up to 10 s) until the job reaches a final state, and returns it.
+async fn ended(store: &Store, id: JobId) -> lanes::jobs::Job {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = store.get(id).await.unwrap().expect("the job exists");
+        if job.state.is_final() || Instant::now() > deadline {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn square(context: JobContext, n: u64) -> Result<u64, String> {
+    context.progress(50, "half way").await;
+    Ok(n * n)
+}
+
+async fn workers_run_jobs_and_keep_results(store: &Store) {
+    let workers = Workers::start(
+        store.clone(),
+        Registry::new().register("square", square),
+        fast_workers(),
+    );
+    let mut ids = Vec::new();
+    for n in 0..20u64 {
+        ids.push((
+            n,
+            store
+                .enqueue(NewJob::new("square", json!(n)))
+                .await
+                .unwrap(),
+        ));
+    }
+    for (n, id) in ids {
+        let job = ended(store, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.result, Some(json!(n * n)));
+        assert_eq!(
+            (job.progress, job.message.as_deref(), job.attempts),
+            (50, Some("half way"), 1)
+        );
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn workers_retry_with_backoff_then_the_job_dies(store: &Store) {
+    let registry = Registry::new()
+        .register("refused", |_: JobContext, (): ()| async {
+            Err::<(), _>("the mail server said no")
+        })
+        .register(
+            "second_time_lucky",
+            |context: JobContext, (): ()| async move {
+                if context.attempt() < 2 {
+                    Err("busy")
+                } else {
+                    Ok("sent")
+                }
+            },
+        );
+    let workers = Workers::start(store.clone(), registry, fast_workers());
+    let refused = store
+        .enqueue(NewJob::new("refused", json!(null)).max_attempts(3))
+        .await
+        .unwrap();
+    let lucky = store
+        .enqueue(NewJob::new("second_time_lucky", json!(null)))
+        .await
+        .unwrap();
+
+    let dead = ended(store, refused).await;
+    assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
+    assert_eq!(dead.error.as_deref(), Some("the mail server said no"));
+    let sent = ended(store, lucky).await;
+    assert_eq!(
+        (sent.state, sent.attempts, sent.result),
+        (JobState::Succeeded, 2, Some(json!("sent")))
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store) {
+    let registry = Registry::new()
+        .register("square", square)
+        .register("slow", |_: JobContext, (): ()| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, String>(())
+        })
+        .register("panics", |_: JobContext, (): ()| async {
+            if true {
+                panic!("boom");
+            }
+            Ok::<_, String>(())
+        });
+    let workers = Workers::start(store.clone(), registry, fast_workers());
+    let once = |kind: &str, payload| NewJob::new(kind, payload).max_attempts(1);
+    let slow = store
+        .enqueue(once("slow", json!(null)).timeout(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    let panics = store.enqueue(once("panics", json!(null))).await.unwrap();
+    let stale = store
+        .enqueue(NewJob::new("square", json!({"n": "seven"})))
+        .await
+        .unwrap();
+    let unknown = store
+        .enqueue(once("resize_image", json!(null)))
+        .await
+        .unwrap();
+    let fine = store
+        .enqueue(NewJob::new("square", json!(7)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ended(store, slow).await.error.as_deref(),
+        Some("timed out after 0.1 s")
+    );
+    assert_eq!(
+        ended(store, panics).await.error.as_deref(),
+        Some("panicked: boom")
+    );
+    let stale = ended(store, stale).await;
+    assert_eq!(
+        (stale.state, stale.attempts),
+        (JobState::Dead, 1),
+        "not retried"
+    );
+    assert_eq!(
+        stale.error.as_deref(),
+        Some(
+            "the stored arguments of `square` no longer fit its parameters (did their type change?): invalid type: map, expected u64"
+        )
+    );
+    assert_eq!(
+        ended(store, unknown).await.error.as_deref(),
+        Some("no job kind `resize_image` is registered in this worker")
+    );
+    // The worker went on.
+    assert_eq!(ended(store, fine).await.result, Some(json!(49)));
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn workers_stop_a_cancelled_job(store: &Store) {
+    let registry = Registry::new().register("export", |context: JobContext, (): ()| async move {
+        context.progress(10, "started").await;
+        context.cancelled().await;
+        Err::<(), _>(Cancelled)
+    });
+    let config = fast_workers().lease(Duration::from_millis(300));
+    let workers = Workers::start(store.clone(), registry, config);
+    let id = store
+        .enqueue(NewJob::new("export", json!(null)))
+        .await
+        .unwrap();
+    while store.get(id).await.unwrap().unwrap().progress < 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.cancel(id).await.unwrap(), Some(JobState::Running));
+    let job = ended(store, id).await;
+    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(store: &Store) {
+    let registry = Registry::new().register("nap", |context: JobContext, (): ()| async move {
+        context.progress(1, "napping").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok::<_, String>("rested")
+    });
+    let workers = Workers::start(store.clone(), registry, fast_workers().concurrency(1));
+    let first = store
+        .enqueue(NewJob::new("nap", json!(null)))
+        .await
+        .unwrap();
+    while store.get(first).await.unwrap().unwrap().progress < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rest = [
+        store
+            .enqueue(NewJob::new("nap", json!(null)))
+            .await
+            .unwrap(),
+        store
+            .enqueue(NewJob::new("nap", json!(null)))
+            .await
+            .unwrap(),
+    ];
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        store.get(first).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    for id in rest {
+        assert_eq!(
+            store.get(id).await.unwrap().unwrap().state,
+            JobState::Queued
+        );
+    }
 }
