@@ -30,10 +30,12 @@
 //! ```
 
 mod memory;
+mod routes;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 mod worker;
 
+pub use routes::{Accepted, router};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
 use std::fmt;
