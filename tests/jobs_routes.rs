@@ -108,8 +108,8 @@ async fn a_job_is_accepted_followed_to_its_end_and_kept() {
     let last: Value = serde_json::from_str(
         stream
             .lines()
-            .filter_map(|line| line.strip_prefix("data: "))
-            .last()
+            .rev()
+            .find_map(|line| line.strip_prefix("data: "))
             .unwrap(),
     )
     .unwrap();
