@@ -3,7 +3,6 @@
 //! it, and there a missing database fails the suite instead of skipping it).
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -75,7 +74,7 @@ struct Postgres {
 
 impl Backend for Postgres {
     async fn fresh(&self) -> Store {
-        let schema = unique("lanes_test");
+        let schema = lanes_tests::test_schema();
         *self.schema.lock().unwrap() = Some(schema.clone());
         Store::postgres(&self.url, &schema).await.unwrap()
     }
@@ -87,44 +86,6 @@ impl Backend for Postgres {
             .clone()
             .expect("a store was made");
         Store::postgres(&self.url, &schema).await.unwrap()
-    }
-}
-
-/// `DATABASE_URL`, or `None` with the skip said aloud; under `CI=true` a
-/// missing URL fails.
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but DATABASE_URL is not set: the PostgreSQL suite must run in CI")
-        }
-        Err(_) => {
-            // Through `io::stderr()`, which the test harness does not
-            // capture (it captures `eprintln!`): a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the PostgreSQL job-store suite; set DATABASE_URL=postgres://... to run it"
-            );
-            None
-        }
-    }
-}
-
-async fn drop_schemas(url: &str) {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-    let prefix = format!("lanes_test_{}_%", std::process::id());
-    let schemas: Vec<(String,)> =
-        sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1")
-            .bind(prefix)
-            .fetch_all(&mut connection)
-            .await
-            .unwrap();
-    for (schema,) in schemas {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut connection)
-            .await
-            .unwrap();
     }
 }
 
@@ -140,7 +101,7 @@ async fn the_sqlite_store_passes_the_suite() {
 
 #[tokio::test]
 async fn the_postgres_store_passes_the_suite() {
-    let Some(url) = database_url() else {
+    let Some(url) = lanes_tests::database_url("the PostgreSQL job-store suite") else {
         return;
     };
     suite(&Postgres {
@@ -148,7 +109,7 @@ async fn the_postgres_store_passes_the_suite() {
         schema: Default::default(),
     })
     .await;
-    drop_schemas(&url).await;
+    lanes_tests::drop_test_schemas(&url).await;
 }
 
 #[tokio::test]

@@ -75,3 +75,53 @@ impl Gate {
         self.opened.notify_all();
     }
 }
+
+/// `DATABASE_URL`, or `None` with the skip of `suite` said aloud. Under
+/// `CI=true` a missing URL fails: there the PostgreSQL suites must run.
+pub fn database_url(suite: &str) -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true but DATABASE_URL is not set: {suite} must run in CI")
+        }
+        Err(_) => {
+            // Through `io::stderr()`, which the test harness does not
+            // capture (it captures `eprintln!`): a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {suite}; set DATABASE_URL=postgres://... to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test process uses.
+pub fn test_schema() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("lanes_test_{}_{n}", std::process::id())
+}
+
+/// Drops the schemas this process made with [`test_schema`].
+pub async fn drop_test_schemas(url: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .expect("PostgreSQL at DATABASE_URL");
+    let prefix = format!("lanes_test_{}_%", std::process::id());
+    let schemas: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1")
+            .bind(prefix)
+            .fetch_all(&mut connection)
+            .await
+            .expect("the schemas are listed");
+    for (schema,) in schemas {
+        // The names come from `test_schema`: letters, digits and `_`.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut connection)
+            .await
+            .expect("the schema is dropped");
+    }
+}

@@ -257,6 +257,10 @@ impl MemoryStore {
         }
     }
 
+    pub(super) fn unfinished(&self) -> u64 {
+        self.lock().unfinished as u64
+    }
+
     pub(super) fn get(&self, id: JobId) -> Option<Job> {
         self.lock().jobs.get(&id).map(|entry| entry.job.clone())
     }

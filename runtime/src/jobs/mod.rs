@@ -389,6 +389,16 @@ impl Store {
         }
     }
 
+    /// How many jobs have not ended: queued, running, or failed and
+    /// waiting for their retry.
+    pub async fn unfinished(&self) -> Result<u64, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.unfinished()),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.unfinished().await,
+        }
+    }
+
     pub async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         match &self.0 {
             Backend::Memory(store) => Ok(store.get(id)),

@@ -385,6 +385,16 @@ impl SqlStore {
             .transpose()
     }
 
+    pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query(self.sql(
+            "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(u64::try_from(get::<i64>(&row, "unfinished")?).unwrap_or(0))
+    }
+
     pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(self.sql(&format!(
             "SELECT {JOB_COLUMNS} FROM lanes_jobs WHERE id = $1"
