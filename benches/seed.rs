@@ -877,6 +877,240 @@ fn audit(report: &mut String) {
     );
 }
 
+/// Where the job benchmarks keep their jobs.
+enum JobStoreKind {
+    Memory,
+    Sqlite,
+    Postgres(String),
+}
+
+impl JobStoreKind {
+    fn name(&self) -> &'static str {
+        match self {
+            JobStoreKind::Memory => "memory",
+            JobStoreKind::Sqlite => "SQLite",
+            JobStoreKind::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// A fresh, empty store, and what to remove afterwards.
+    async fn open(&self, round: usize) -> (lanes::jobs::Store, Option<String>) {
+        let tag = format!("{}_{round}", std::process::id());
+        match self {
+            JobStoreKind::Memory => (lanes::jobs::Store::memory(1_000_000), None),
+            JobStoreKind::Sqlite => {
+                let path = std::env::temp_dir().join(format!("lanes_bench_{tag}.db"));
+                let store = lanes::jobs::Store::sqlite(&path)
+                    .await
+                    .expect("a SQLite store");
+                (store, Some(path.display().to_string()))
+            }
+            JobStoreKind::Postgres(url) => {
+                let schema = format!("lanes_bench_{tag}");
+                let store = lanes::jobs::Store::postgres(url, &schema)
+                    .await
+                    .expect("a PostgreSQL store");
+                (store, Some(schema))
+            }
+        }
+    }
+
+    async fn remove(&self, what: Option<String>) {
+        match (self, what) {
+            (JobStoreKind::Sqlite, Some(path)) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            (JobStoreKind::Postgres(url), Some(schema)) => {
+                use sqlx::Connection;
+                let mut connection = sqlx::PgConnection::connect(url).await.expect("PostgreSQL");
+                // The name was made above: letters, digits and `_`.
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("the bench schema is dropped");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Jobs per second, enqueue to completion, and pickup latency when idle,
+/// on each store.
+fn jobs(report: &mut String) {
+    use lanes::jobs::{JobContext, NewJob, Registry, WorkerConfig, Workers};
+
+    const PRODUCERS: usize = 16;
+    const PICKUPS: usize = 200;
+    let mut stores = vec![JobStoreKind::Memory, JobStoreKind::Sqlite];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => stores.push(JobStoreKind::Postgres(url)),
+        Err(_) => eprintln!("jobs: DATABASE_URL is not set; the PostgreSQL rows are left out"),
+    }
+    let runtime = client_runtime(SERVER_WORKERS);
+    let epoch = Instant::now();
+    let mut throughput = Vec::new();
+    let mut pickup = Vec::new();
+    let mut round = 0;
+    for kind in &stores {
+        let count: usize = match kind {
+            JobStoreKind::Memory => 200_000,
+            _ => 20_000,
+        };
+        for workers in [1, 16] {
+            round += 1;
+            let rate = runtime.block_on(async {
+                let (store, made) = kind.open(round).await;
+                // Counted in process: polling the store's count would load
+                // the very database being measured.
+                let ran = std::sync::Arc::new(AtomicU64::new(0));
+                let counter = ran.clone();
+                let registry = Registry::new().register("trivial", move |_: JobContext, (): ()| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    async { Ok::<_, String>(()) }
+                });
+                let config = WorkerConfig::default().concurrency(workers);
+                let running = Workers::start(store.clone(), registry, config);
+                let start = Instant::now();
+                let producers: Vec<_> = (0..PRODUCERS)
+                    .map(|p| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            for _ in (p..count).step_by(PRODUCERS) {
+                                store
+                                    .enqueue(NewJob::new("trivial", serde_json::Value::Null))
+                                    .await
+                                    .expect("enqueued");
+                            }
+                        })
+                    })
+                    .collect();
+                for producer in producers {
+                    producer.await.expect("the producer ends");
+                }
+                while ran.load(Ordering::Relaxed) < count as u64 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                // The last completions are being recorded.
+                while store.unfinished().await.expect("the store answers") > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let rate = count as f64 / start.elapsed().as_secs_f64();
+                running.shutdown(Duration::from_secs(5)).await;
+                kind.remove(made).await;
+                rate
+            });
+            throughput.push((kind.name(), workers, count, rate));
+        }
+        round += 1;
+        let mut latencies = runtime.block_on(async {
+            let (store, made) = kind.open(round).await;
+            let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+            let registry = Registry::new().register("stamp", move |_: JobContext, sent: u64| {
+                let started = started.clone();
+                async move {
+                    let now = epoch.elapsed().as_nanos() as u64;
+                    let _ = started.send(Duration::from_nanos(now.saturating_sub(sent)));
+                    Ok::<_, String>(())
+                }
+            });
+            // Idle workers wait for a wakeup, never for the poll interval.
+            let config = WorkerConfig::default().idle_wait(Duration::from_secs(60));
+            let running = Workers::start(store.clone(), registry, config);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut latencies = Vec::with_capacity(PICKUPS);
+            for _ in 0..PICKUPS {
+                let sent = epoch.elapsed().as_nanos() as u64;
+                store
+                    .enqueue(NewJob::new("stamp", serde_json::json!(sent)))
+                    .await
+                    .expect("enqueued");
+                latencies.push(starts.recv().await.expect("the job starts"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            running.shutdown(Duration::from_secs(5)).await;
+            kind.remove(made).await;
+            latencies
+        });
+        pickup.push((
+            kind.name(),
+            load::quantile(&mut latencies, 0.5),
+            load::quantile(&mut latencies, 0.99),
+        ));
+    }
+
+    writeln!(
+        report,
+        "## Background jobs: throughput and pickup latency\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "A trivial job (no arguments, returns at once) through `lanes::jobs`: {PRODUCERS} tasks \
+         enqueue the jobs while the workers (1 or 16 jobs at once) run them; jobs/s is the count \
+         over the time from the first enqueue to the last completion. Pickup: {PICKUPS} jobs \
+         enqueued one at a time, 10 ms apart, to idle workers; the time from the enqueue call to \
+         the job's start. SQLite in a temporary file (WAL, synchronous NORMAL); PostgreSQL 15 on \
+         127.0.0.1, woken by `NOTIFY`. Runtime: {SERVER_WORKERS} tokio workers.\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| store | jobs at once | jobs | jobs/s |\n|---|---|---|---|"
+    )
+    .unwrap();
+    for (name, workers, count, rate) in &throughput {
+        writeln!(report, "| {name} | {workers} | {count} | {rate:.0} |").unwrap();
+    }
+    writeln!(report, "\n| store | idle pickup p50 | p99 |\n|---|---|---|").unwrap();
+    for (name, p50, p99) in &pickup {
+        writeln!(report, "| {name} | {} | {} |", ms(*p50), ms(*p99)).unwrap();
+    }
+    let best = |name: &str| {
+        throughput
+            .iter()
+            .filter(|row| row.0 == name)
+            .map(|row| row.3)
+            .fold(0.0, f64::max)
+    };
+    let mut rows = vec![
+        (
+            "memory at least 100,000 jobs/s".to_owned(),
+            best("memory"),
+            100_000.0,
+        ),
+        (
+            "SQLite at least 5,000 jobs/s".to_owned(),
+            best("SQLite"),
+            5_000.0,
+        ),
+    ];
+    if stores.len() == 3 {
+        rows.push((
+            "PostgreSQL at least 5,000 jobs/s".to_owned(),
+            best("PostgreSQL"),
+            5_000.0,
+        ));
+    }
+    let mut rows: Vec<(String, String, bool)> = rows
+        .into_iter()
+        .map(|(target, rate, floor)| (target, format!("{rate:.0} jobs/s"), rate >= floor))
+        .collect();
+    if let Some((_, _, p99)) = pickup.iter().find(|row| row.0 == "PostgreSQL") {
+        rows.push((
+            "PostgreSQL idle pickup p99 under 10 ms".to_owned(),
+            ms(*p99),
+            *p99 < Duration::from_millis(10),
+        ));
+    }
+    let rows: Vec<(&str, String, bool)> = rows
+        .iter()
+        .map(|(t, m, met)| (t.as_str(), m.clone(), *met))
+        .collect();
+    targets(report, &rows);
+}
+
 type Scenario = (&'static str, fn(&mut String));
 
 const SCENARIOS: &[Scenario] = &[
@@ -887,6 +1121,7 @@ const SCENARIOS: &[Scenario] = &[
     ("poll-timer", poll_timer),
     ("monitoring", monitoring),
     ("audit", audit),
+    ("jobs", jobs),
 ];
 
 fn main() {
