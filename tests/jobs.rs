@@ -148,6 +148,15 @@ async fn suite(backend: &impl Backend) {
     shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(&backend.fresh().await).await;
 }
 
+/// Whether `worker` finds no job due on `queue` (a claim that takes none).
+async fn nothing_due(store: &Store, queue: &str, worker: &str) -> bool {
+    store
+        .claim(queue, worker, LEASE, 10)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 async fn runs_and_keeps_the_result(store: &Store) {
     let id = store
         .enqueue(NewJob::new("export", json!({"user": 7})).queue("exports"))
@@ -159,25 +168,13 @@ async fn runs_and_keeps_the_result(store: &Store) {
         (JobState::Queued, 0, "export")
     );
     // Another queue's worker does not see it.
-    assert!(
-        store
-            .claim("default", "w1", LEASE, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(store, "default", "w1").await);
 
     let claimed = store.claim("exports", "w1", LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].id, claimed[0].attempt), (id, 1));
     assert_eq!(claimed[0].payload, json!({"user": 7}));
-    assert!(
-        store
-            .claim("exports", "w2", LEASE, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(store, "exports", "w2").await);
 
     assert!(
         store
@@ -243,11 +240,7 @@ async fn retries_after_a_failure_then_dies(store: &Store) {
     );
     assert_eq!(first[0].attempt, 1);
     assert!(
-        store
-            .claim("default", "w", LEASE, 1)
-            .await
-            .unwrap()
-            .is_empty(),
+        nothing_due(store, "default", "w").await,
         "not before its time"
     );
 
@@ -289,13 +282,7 @@ async fn a_delayed_job_waits_its_time(store: &Store) {
         .enqueue(NewJob::new("reminder", json!(null)).run_after(Duration::from_millis(300)))
         .await
         .unwrap();
-    assert!(
-        store
-            .claim("default", "w", LEASE, 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(store, "default", "w").await);
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(
         store.claim("default", "w", LEASE, 1).await.unwrap()[0].id,
@@ -310,14 +297,7 @@ async fn a_lost_lease_hands_the_job_to_another_worker(store: &Store) {
         .await
         .unwrap();
     store.claim("default", "dies", short, 1).await.unwrap();
-    assert!(
-        store
-            .claim("default", "other", LEASE, 1)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leased"
-    );
+    assert!(nothing_due(store, "default", "other").await, "leased");
 
     tokio::time::sleep(Duration::from_millis(150)).await;
     let again = store.claim("default", "other", short, 1).await.unwrap();
@@ -333,13 +313,7 @@ async fn a_lost_lease_hands_the_job_to_another_worker(store: &Store) {
 
     // Its last attempt's worker dies too: the job is dead, saying why.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(
-        store
-            .claim("default", "third", LEASE, 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(store, "default", "third").await);
     let dead = store.get(id).await.unwrap().unwrap();
     assert_eq!(dead.state, JobState::Dead);
     assert_eq!(
@@ -384,13 +358,7 @@ async fn cancels_waiting_and_running_jobs(store: &Store) {
 
 async fn an_enqueue_wakes_a_waiting_worker(store: &Store) {
     let mut wakeups = store.wakeups().await.unwrap();
-    assert!(
-        store
-            .claim("default", "w", LEASE, 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(store, "default", "w").await);
     let producer = store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
