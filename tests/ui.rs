@@ -32,3 +32,11 @@ fn cpu_bound() {
     t.compile_fail("ui/cpu_bound/fail/*.rs");
     t.pass("ui/cpu_bound/pass/*.rs");
 }
+
+#[rustversion::attr(not(stable), ignore)]
+#[test]
+fn background() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("ui/background/fail/*.rs");
+    t.pass("ui/background/pass/*.rs");
+}

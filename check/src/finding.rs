@@ -10,6 +10,11 @@ pub enum Scope {
     Blocking,
     /// The body of a `#[cpu_bound] fn`: computation only.
     CpuBound,
+    /// The body of a `#[background] async fn`: its jobs run on a tokio
+    /// worker, so it is checked like `#[io_bound]`.
+    BackgroundAsync,
+    /// The body of a `#[background] fn`: its jobs run on the blocking lane.
+    BackgroundSync,
     /// Async code with no lane attribute, as `cargo lanes audit` reads it:
     /// checked like `#[io_bound]`.
     Async,
@@ -23,6 +28,7 @@ impl Scope {
             Scope::IoBound => "#[io_bound]",
             Scope::Blocking => "#[blocking]",
             Scope::CpuBound => "#[cpu_bound]",
+            Scope::BackgroundAsync | Scope::BackgroundSync => "#[background]",
             Scope::Async => "async code",
         }
     }

@@ -105,14 +105,14 @@ fn canonical(pattern: &[&str], written: &[String]) -> String {
 
 impl Walker<'_> {
     fn checks_blocking_calls(&self) -> bool {
-        self.scope != Scope::Blocking
+        !matches!(self.scope, Scope::Blocking | Scope::BackgroundSync)
     }
 
     fn applies(&self, kind: Kind) -> bool {
         match self.scope {
-            Scope::IoBound | Scope::Async => true,
+            Scope::IoBound | Scope::Async | Scope::BackgroundAsync => true,
             Scope::CpuBound => kind == Kind::Blocking,
-            Scope::Blocking => false,
+            Scope::Blocking | Scope::BackgroundSync => false,
         }
     }
 
@@ -441,7 +441,10 @@ impl<'ast> Visit<'ast> for Walker<'_> {
             }
             self.remember_commands(stmt);
         }
-        if matches!(self.scope, Scope::IoBound | Scope::Async) {
+        if matches!(
+            self.scope,
+            Scope::IoBound | Scope::Async | Scope::BackgroundAsync
+        ) {
             self.check_guards(&block.stmts);
         }
     }
@@ -455,16 +458,26 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
-        if self.async_depth == 0 && matches!(self.scope, Scope::Blocking | Scope::CpuBound) {
+        if self.async_depth == 0
+            && matches!(
+                self.scope,
+                Scope::Blocking | Scope::CpuBound | Scope::BackgroundSync
+            )
+        {
             let lane = self.scope.attribute();
-            let runs_on = if self.scope == Scope::Blocking {
-                "a blocking-pool thread"
-            } else {
+            let runs_on = if self.scope == Scope::CpuBound {
                 "a CPU-lane thread"
+            } else {
+                "a blocking-pool thread"
+            };
+            let instead = if self.scope == Scope::BackgroundSync {
+                "make this job fn `async`"
+            } else {
+                "make this an #[io_bound] async fn"
             };
             let message = format!(
                 "`.await` cannot be used inside {lane}: the body runs on {runs_on}, outside any \
-                 async task; call the synchronous API, or make this an #[io_bound] async fn"
+                 async task; call the synchronous API, or {instead}"
             );
             self.findings.push(Finding::new(
                 "await-in-sync-lane",

@@ -1,9 +1,12 @@
-//! The attribute's own arguments: `#[blocking(limit = 8)]`.
+//! The attribute's own arguments: `#[blocking(limit = 8)]`,
+//! `#[background(queue = "emails", retries = 5, timeout = "30s")]`.
+
+use std::time::Duration;
 
 use syn::parse::Parser as _;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Lit, Meta, Token};
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, Token};
 
 use crate::Lane;
 use crate::errors::Errors;
@@ -13,13 +16,40 @@ use crate::errors::Errors;
 pub(crate) struct LaneArgs {
     /// `#[blocking(limit = N)]`: at most N calls of this fn run at once.
     pub(crate) limit: Option<usize>,
+    /// `#[background(queue = "...")]`: the queue its jobs go to.
+    pub(crate) queue: Option<String>,
+    /// `#[background(retries = N)]`: attempts after the first.
+    pub(crate) retries: Option<u32>,
+    /// `#[background(timeout = "30s")]`: how long one attempt may run.
+    pub(crate) timeout: Option<Duration>,
+    /// `#[background(kind = "...")]`: the name its jobs are stored under.
+    pub(crate) kind: Option<String>,
 }
 
-/// What each lane accepts, for the "unknown argument" message.
-fn expected(lane: Lane) -> &'static str {
+/// The arguments each lane takes, with an example of each.
+fn accepted(lane: Lane) -> &'static [(&'static str, &'static str)] {
     match lane {
-        Lane::Blocking => "expected `limit = <max concurrent calls>`",
-        Lane::IoBound | Lane::CpuBound => "it takes no arguments",
+        Lane::Blocking => &[("limit", "limit = 8")],
+        Lane::Background => &[
+            ("queue", "queue = \"emails\""),
+            ("retries", "retries = 5"),
+            ("timeout", "timeout = \"30s\""),
+            ("kind", "kind = \"send_welcome\""),
+        ],
+        Lane::IoBound | Lane::CpuBound => &[],
+    }
+}
+
+/// What the lane accepts, for the "unknown argument" message.
+fn expected(lane: Lane) -> String {
+    let examples: Vec<String> = accepted(lane)
+        .iter()
+        .map(|(_, example)| format!("`{example}`"))
+        .collect();
+    match examples.as_slice() {
+        [] => "it takes no arguments".to_owned(),
+        [one] => format!("expected {one}"),
+        more => format!("expected any of {}", more.join(", ")),
     }
 }
 
@@ -30,52 +60,73 @@ pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut E
     else {
         return args;
     };
-    let mut limit_seen = false;
+    let mut seen: Vec<String> = Vec::new();
     for meta in metas {
-        match &meta {
-            // limit = 8
-            Meta::NameValue(nv) if lane == Lane::Blocking && nv.path.is_ident("limit") => {
-                if limit_seen {
-                    errors.push(syn::Error::new_spanned(&nv.path, "duplicate `limit`"));
-                    continue;
-                }
-                limit_seen = true;
-                args.limit = errors.take(parse_limit(&nv.value));
-            }
-            // limit, limit(8)
-            Meta::Path(p) | Meta::List(syn::MetaList { path: p, .. })
-                if lane == Lane::Blocking && p.is_ident("limit") =>
-            {
-                errors.push(syn::Error::new_spanned(
-                    &meta,
-                    "`limit` takes a number: `#[blocking(limit = 8)]`",
-                ));
-            }
-            _ => {
-                let name = meta.path().get_ident().map_or_else(
-                    || quote::ToTokens::to_token_stream(meta.path()).to_string(),
-                    ToString::to_string,
-                );
-                errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    format!(
-                        "unknown argument `{name}` for {}; {}",
-                        lane.attribute(),
-                        expected(lane)
-                    ),
-                ));
-            }
+        let name = meta.path().get_ident().map_or_else(
+            || quote::ToTokens::to_token_stream(meta.path()).to_string(),
+            ToString::to_string,
+        );
+        let Some((_, example)) = accepted(lane).iter().find(|(key, _)| *key == name) else {
+            errors.push(syn::Error::new_spanned(
+                meta.path(),
+                format!(
+                    "unknown argument `{name}` for {}; {}",
+                    lane.attribute(),
+                    expected(lane)
+                ),
+            ));
+            continue;
+        };
+        let attribute = lane.attribute().trim_end_matches(']');
+        let usage = format!("`{name}` takes a value: `{attribute}({example})]`");
+        // limit, limit(8)
+        let Meta::NameValue(nv) = &meta else {
+            errors.push(syn::Error::new_spanned(&meta, usage));
+            continue;
+        };
+        if seen.contains(&name) {
+            errors.push(syn::Error::new_spanned(
+                &nv.path,
+                format!("duplicate `{name}`"),
+            ));
+            continue;
+        }
+        seen.push(name.clone());
+        let value = &nv.value;
+        match name.as_str() {
+            "limit" => args.limit = errors.take(parse_limit(value)),
+            "queue" => args.queue = errors.take(parse_name(value, "queue", &usage)),
+            "kind" => args.kind = errors.take(parse_name(value, "kind", &usage)),
+            "retries" => args.retries = errors.take(parse_retries(value, &usage)),
+            "timeout" => args.timeout = errors.take(parse_timeout(value)),
+            _ => unreachable!("every accepted argument is parsed"),
         }
     }
     args
 }
 
+fn int_literal(value: &Expr) -> Option<&LitInt> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Some(int),
+        _ => None,
+    }
+}
+
+fn str_literal(value: &Expr) -> Option<&LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => Some(text),
+        _ => None,
+    }
+}
+
 fn parse_limit(value: &Expr) -> syn::Result<usize> {
     let usage = "`limit` takes a whole number of concurrent calls: `#[blocking(limit = 8)]`";
-    let Expr::Lit(ExprLit {
-        lit: Lit::Int(int), ..
-    }) = value
-    else {
+    let Some(int) = int_literal(value) else {
         return Err(syn::Error::new(value.span(), usage));
     };
     match int.base10_parse::<usize>() {
@@ -85,5 +136,57 @@ fn parse_limit(value: &Expr) -> syn::Result<usize> {
         )),
         Ok(n) => Ok(n),
         Err(_) => Err(syn::Error::new(int.span(), usage)),
+    }
+}
+
+/// A queue or kind name: a non-empty string without spaces.
+fn parse_name(value: &Expr, what: &str, usage: &str) -> syn::Result<String> {
+    let Some(text) = str_literal(value) else {
+        return Err(syn::Error::new(value.span(), usage));
+    };
+    let name = text.value();
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(syn::Error::new(
+            text.span(),
+            format!("a {what} name is a non-empty string without spaces"),
+        ));
+    }
+    Ok(name)
+}
+
+fn parse_retries(value: &Expr, usage: &str) -> syn::Result<u32> {
+    let usage = format!("{usage}; the number of attempts after the first, from 0");
+    let Some(int) = int_literal(value) else {
+        return Err(syn::Error::new(value.span(), usage));
+    };
+    match int.base10_parse::<u32>() {
+        Ok(n) if n < u32::MAX => Ok(n),
+        _ => Err(syn::Error::new(int.span(), usage)),
+    }
+}
+
+/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
+fn parse_timeout(value: &Expr) -> syn::Result<Duration> {
+    let usage = "`timeout` takes a duration with its unit: \"500ms\", \"30s\", \"5m\" or \"1h\"";
+    let Some(text) = str_literal(value) else {
+        return Err(syn::Error::new(value.span(), usage));
+    };
+    let written = text.value();
+    let digits = written.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &written[digits.len()..];
+    let scale = match unit {
+        "ms" => Duration::from_millis(1),
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(syn::Error::new(text.span(), usage)),
+    };
+    match digits.parse::<u32>() {
+        Ok(0) => Err(syn::Error::new(
+            text.span(),
+            "a zero `timeout` would stop every attempt at once",
+        )),
+        Ok(n) => Ok(scale * n),
+        Err(_) => Err(syn::Error::new(text.span(), usage)),
     }
 }

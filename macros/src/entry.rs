@@ -32,7 +32,7 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
             Default::default()
         }
     };
-    for finding in lanes_check::scan(&body, lane.scope(), &config) {
+    for finding in lanes_check::scan(&body, lane.scope(&func.sig), &config) {
         errors.push(finding.to_syn_error());
     }
     lanes_check::strip_allow_attrs(&mut body);
@@ -41,7 +41,11 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
         expand::lane(lane, &func, &body, &args, &prelude)
     } else {
         let errors = errors.to_compile_error();
-        let fallback = expand::fallback(&func, &body, &prelude);
+        let fallback = if lane == Lane::Background {
+            crate::background::fallback(&func, &body, &prelude)
+        } else {
+            expand::fallback(&func, &body, &prelude)
+        };
         quote!(#errors #fallback)
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn lane(
     match lane {
         Lane::IoBound => timed(func, body, args, prelude),
         Lane::Blocking | Lane::CpuBound => offloaded(lane, func, body, args, prelude),
+        Lane::Background => crate::background::expand(func, body, args, prelude),
     }
 }
 
@@ -30,19 +31,25 @@ pub(crate) fn lane(
 /// `async fn f(args) -> R { io_bound(&SITE, async move { body }).await }`:
 /// it still runs on the tokio worker, and each poll is timed.
 fn timed(func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
+    let site = site(Lane::IoBound, &func.sig.ident, args);
+    emit(func, &func.sig, timed_body(&func.sig, body, &site, prelude))
+}
+
+/// The body of an `#[io_bound]` fn: `body`, its polls timed at `site`.
+pub(crate) fn timed_body(
+    sig: &Signature,
+    body: &Block,
+    site: &TokenStream,
+    prelude: &TokenStream,
+) -> TokenStream {
     let private = private::path(Span::call_site());
-    let site = site(Lane::IoBound, func, args);
-    let pin_output = pin_output_type(&func.sig.output);
+    let pin_output = pin_output_type(&sig.output);
     let stmts = &body.stmts;
-    emit(
-        func,
-        &func.sig,
-        quote!({
-            #prelude
-            #site
-            #private::io_bound(&__LANES_SITE, async move { #pin_output #(#stmts)* }).await
-        }),
-    )
+    quote!({
+        #prelude
+        #site
+        #private::io_bound(&__LANES_SITE, async move { #pin_output #(#stmts)* }).await
+    })
 }
 
 /// An async block infers its output from its first `return` or its tail,
@@ -107,7 +114,7 @@ fn offloaded(
         asyncness: Some(Token![async](func.sig.fn_token.span)),
         ..func.sig.clone()
     };
-    let site = site(lane, func, args);
+    let site = site(lane, &func.sig.ident, args);
     emit(
         func,
         &sig,
@@ -120,15 +127,17 @@ fn offloaded(
     )
 }
 
-/// The fn's `static __LANES_SITE`: its name, lane, limit and counters.
-fn site(lane: Lane, func: &LaneFn, args: &LaneArgs) -> TokenStream {
+/// The `static __LANES_SITE` of the fn `ident`: its name, lane, limit and
+/// counters. `Lane::Background` stands for the blocking lane a synchronous
+/// `#[background]` fn's jobs run on.
+pub(crate) fn site(lane: Lane, ident: &Ident, args: &LaneArgs) -> TokenStream {
     let private = private::path(Span::call_site());
-    let name = func.sig.ident.to_string();
+    let name = ident.to_string();
     let name = quote!(::core::concat!(::core::module_path!(), "::", #name));
     let constructor = match lane {
         Lane::IoBound => quote!(io_bound(#name)),
         Lane::CpuBound => quote!(cpu_bound(#name)),
-        Lane::Blocking => {
+        Lane::Blocking | Lane::Background => {
             let limit = match args.limit {
                 Some(n) => quote!(::core::option::Option::Some(#n)),
                 None => quote!(::core::option::Option::None),
@@ -156,7 +165,7 @@ fn ownership_checks(sig: &Signature) -> TokenStream {
         .collect()
 }
 
-fn mentions_impl_trait(ty: &Type) -> bool {
+pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
     struct FindImpl(bool);
     impl<'ast> Visit<'ast> for FindImpl {
         fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
@@ -187,7 +196,7 @@ fn inline(func: &LaneFn, sig: &Signature, body: &Block, prelude: &TokenStream) -
     emit(func, sig, quote!({ #prelude #(#stmts)* }))
 }
 
-fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {
+pub(crate) fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {
     let LaneFn { attrs, vis, .. } = func;
     quote!(#(#attrs)* #vis #sig #body)
 }

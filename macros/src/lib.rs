@@ -5,11 +5,13 @@
 //! parse -> validate -> expand for every lane.
 
 mod args;
+mod background;
 mod entry;
 mod errors;
 mod expand;
 mod item;
 mod lane;
+mod pattern;
 mod private;
 mod valid;
 
@@ -29,6 +31,11 @@ pub fn blocking(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cpu_bound(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(Lane::CpuBound, args.into(), item.into()).into()
+}
+
+#[proc_macro_attribute]
+pub fn background(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(Lane::Background, args.into(), item.into()).into()
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Signature rules, one fn each, shared by the lanes.
 
 use syn::visit::Visit;
-use syn::{FnArg, Lifetime, Signature, Type, TypeReference};
+use syn::{FnArg, Lifetime, PatType, ReturnType, Signature, Type, TypeReference};
 
-use crate::Lane;
 use crate::errors::Errors;
+use crate::{Lane, pattern};
 
 pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
     qualifiers(lane, sig, errors);
@@ -12,16 +12,114 @@ pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
     if lane != Lane::IoBound {
         owned_arguments(lane, sig, errors);
     }
+    if lane == Lane::Background {
+        background(sig, errors);
+    }
+}
+
+/// Why a lane needs owned arguments, for messages.
+fn why_owned(lane: Lane) -> String {
+    match lane {
+        Lane::Background => {
+            "#[background] stores its arguments until a worker runs the job".to_owned()
+        }
+        _ => format!("{} moves its arguments to another thread", lane.attribute()),
+    }
+}
+
+/// Whether `input` is the job's `JobContext`, which the worker passes and
+/// callers do not.
+pub(crate) fn is_job_context(input: &PatType) -> bool {
+    match &*input.ty {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|last| last.ident == "JobContext" && last.arguments.is_none())
+        }
+        _ => false,
+    }
+}
+
+/// A job kind is one concrete fn whose arguments are rebuilt from storage
+/// and whose outcome is stored.
+fn background(sig: &Signature, errors: &mut Errors) {
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "#[background] cannot go on a generic fn: a stored job names the one fn that runs \
+             it, so its types must be concrete",
+        ));
+    }
+    let mut contexts = 0;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
+                "#[background] cannot go on a method: a job runs later, in a worker, with no \
+                 `self`; make it a free fn and pass what it needs as arguments",
+            )),
+            FnArg::Typed(typed) if is_job_context(typed) => {
+                contexts += 1;
+                if contexts > 1 {
+                    errors.push(syn::Error::new_spanned(
+                        typed,
+                        "a #[background] fn takes at most one `JobContext`",
+                    ));
+                }
+            }
+            FnArg::Typed(typed) => {
+                if let Err(error) = pattern::rebuild(&typed.pat) {
+                    errors.push(error);
+                }
+            }
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && !returns_unit_or_result(ty)
+    {
+        let written = tidy(&quote::ToTokens::to_token_stream(ty).to_string());
+        errors.push(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a #[background] fn returns `()` or `Result<T, E>` (the job's result, kept as \
+                 JSON, and its error, kept as text); `{written}` is neither: return \
+                 `Result<{written}, E>`"
+            ),
+        ));
+    }
+}
+
+/// `()`, or a path ending in `Result` (`Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`); rustc checks its parameters' bounds.
+fn returns_unit_or_result(ty: &Type) -> bool {
+    match ty {
+        Type::Tuple(tuple) => tuple.elems.is_empty(),
+        Type::Paren(paren) => returns_unit_or_result(&paren.elem),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "Result"),
+        _ => false,
+    }
 }
 
 /// `const`, `unsafe` and `extern` have no meaning once the body runs on
 /// another thread behind an `async fn`.
 fn qualifiers(lane: Lane, sig: &Signature, errors: &mut Errors) {
     let attr = lane.attribute();
+    let becomes = if lane == Lane::Background {
+        "the rewritten fn enqueues a job"
+    } else {
+        "the rewritten fn is `async`"
+    };
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new_spanned(
             constness,
-            format!("{attr} cannot go on a `const fn`: the rewritten fn is `async`"),
+            format!("{attr} cannot go on a `const fn`: {becomes}"),
         ));
     }
     if let Some(abi) = &sig.abi {
@@ -36,8 +134,13 @@ fn qualifiers(lane: Lane, sig: &Signature, errors: &mut Errors) {
         errors.push(syn::Error::new_spanned(
             unsafety,
             format!(
-                "{attr} cannot go on an `unsafe fn`: its body moves into a closure on another \
-                 thread; make the fn safe and put the unsafe code in an `unsafe` block"
+                "{attr} cannot go on an `unsafe fn`: {}; make the fn safe and put the unsafe \
+                 code in an `unsafe` block",
+                if lane == Lane::Background {
+                    "its body runs later, in a worker"
+                } else {
+                    "its body moves into a closure on another thread"
+                }
             ),
         ));
     }
@@ -70,67 +173,91 @@ fn asyncness(lane: Lane, sig: &Signature, errors: &mut Errors) {
     }
 }
 
-/// The arguments move to a pool thread, so nothing may borrow from the
-/// caller: no `&self`, no `&T` (unless `'static`), no lifetime parameters.
+/// The arguments move to a pool thread (or into the job store), so nothing
+/// may borrow from the caller: no `&self`, no `&T` (unless `'static`, and
+/// never for a stored job), no lifetime parameters.
 fn owned_arguments(lane: Lane, sig: &Signature, errors: &mut Errors) {
-    let attr = lane.attribute();
+    let rule = Owned {
+        why: why_owned(lane),
+        static_ok: lane != Lane::Background,
+    };
     for input in &sig.inputs {
         match input {
+            // `background` refuses every receiver.
+            FnArg::Receiver(_) if lane == Lane::Background => {}
             FnArg::Receiver(receiver) if receiver.reference.is_some() => {
                 let written = quote::ToTokens::to_token_stream(receiver).to_string();
                 errors.push(syn::Error::new_spanned(
                     receiver,
                     format!(
-                        "{attr} moves its arguments to another thread, so it cannot borrow \
-                         `{}`; take `self` by value (a cheap clone of an `Arc`-backed handle), \
-                         or use #[io_bound]",
+                        "{}, so it cannot borrow `{}`; take `self` by value (a cheap clone of an \
+                         `Arc`-backed handle), or use #[io_bound]",
+                        rule.why,
                         written.replace("& ", "&")
                     ),
                 ));
             }
-            FnArg::Receiver(receiver) => borrowed_types(attr, &receiver.ty, errors),
-            FnArg::Typed(typed) => borrowed_types(attr, &typed.ty, errors),
+            FnArg::Receiver(receiver) => rule.borrowed_types(&receiver.ty, errors),
+            FnArg::Typed(typed) => rule.borrowed_types(&typed.ty, errors),
         }
     }
 }
 
-fn borrowed_types(attr: &str, ty: &Type, errors: &mut Errors) {
-    struct Borrows<'e> {
-        attr: &'e str,
-        errors: &'e mut Errors,
-    }
-    impl<'ast> Visit<'ast> for Borrows<'_> {
-        fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
-            if is_static(reference.lifetime.as_ref()) {
-                return syn::visit::visit_type_reference(self, reference);
-            }
-            let written = quote::ToTokens::to_token_stream(reference).to_string();
-            self.errors.push(syn::Error::new_spanned(
-                reference,
-                format!(
-                    "{} moves its arguments to another thread, so they must be owned \
-                     (`Send + 'static`); `{}` borrows from the caller, take {} instead",
-                    self.attr,
-                    tidy(&written),
-                    owned_twin(reference)
-                ),
-            ));
+struct Owned {
+    why: String,
+    /// Whether `&'static T` counts as owned: it does for a thread, not for
+    /// a value deserialized from the job store.
+    static_ok: bool,
+}
+
+impl Owned {
+    fn owned(&self) -> &'static str {
+        if self.static_ok {
+            "owned (`Send + 'static`)"
+        } else {
+            "owned"
         }
-        fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
-            if !is_static(Some(lifetime)) {
-                self.errors.push(syn::Error::new(
-                    lifetime.span(),
+    }
+
+    fn borrowed_types(&self, ty: &Type, errors: &mut Errors) {
+        struct Borrows<'e> {
+            rule: &'e Owned,
+            errors: &'e mut Errors,
+        }
+        impl<'ast> Visit<'ast> for Borrows<'_> {
+            fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+                if self.rule.static_ok && is_static(reference.lifetime.as_ref()) {
+                    return syn::visit::visit_type_reference(self, reference);
+                }
+                let written = quote::ToTokens::to_token_stream(reference).to_string();
+                self.errors.push(syn::Error::new_spanned(
+                    reference,
                     format!(
-                        "{} moves its arguments to another thread, so they must be owned \
-                         (`Send + 'static`); `{lifetime}` borrows from the caller, take an \
-                         owned type instead",
-                        self.attr,
+                        "{}, so they must be {}; `{}` borrows from the caller, take {} \
+                         instead",
+                        self.rule.why,
+                        self.rule.owned(),
+                        tidy(&written),
+                        owned_twin(reference)
                     ),
                 ));
             }
+            fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+                if !(self.rule.static_ok && is_static(Some(lifetime))) {
+                    self.errors.push(syn::Error::new(
+                        lifetime.span(),
+                        format!(
+                            "{}, so they must be {}; `{lifetime}` borrows from the caller, take \
+                             an owned type instead",
+                            self.rule.why,
+                            self.rule.owned(),
+                        ),
+                    ));
+                }
+            }
         }
+        Borrows { rule: self, errors }.visit_type(ty);
     }
-    Borrows { attr, errors }.visit_type(ty);
 }
 
 fn is_static(lifetime: Option<&Lifetime>) -> bool {

@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) retry_after: Duration,
     pub(crate) slow_poll_threshold: Option<Duration>,
     pub(crate) watchdog_threshold: Option<Duration>,
+    pub(crate) job_store: Option<crate::jobs::Store>,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             retry_after: Duration::from_secs(1),
             slow_poll_threshold: Some(Duration::from_millis(10)),
             watchdog_threshold: Some(Duration::from_millis(100)),
+            job_store: None,
         }
     }
 }
@@ -128,6 +130,17 @@ impl Config {
     /// turns the watchdog off. Default: 100 ms.
     pub fn watchdog_threshold(mut self, threshold: Option<Duration>) -> Self {
         self.watchdog_threshold = threshold;
+        self
+    }
+
+    /// Where `#[background]` fns enqueue and [`jobs::start_workers`]
+    /// takes jobs from. Default: SQLite in
+    /// [`jobs::DEFAULT_SQLITE_FILE`], in the working directory.
+    ///
+    /// [`jobs::start_workers`]: crate::jobs::start_workers
+    /// [`jobs::DEFAULT_SQLITE_FILE`]: crate::jobs::DEFAULT_SQLITE_FILE
+    pub fn job_store(mut self, store: crate::jobs::Store) -> Self {
+        self.job_store = Some(store);
         self
     }
 

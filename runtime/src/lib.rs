@@ -11,6 +11,7 @@
 //! | [`#[io_bound]`](io_bound) | `async fn` | the tokio worker, as written, after a check for blocking calls; each poll timed |
 //! | [`#[blocking]`](blocking) | `fn` doing blocking I/O | tokio's blocking pool, behind limits |
 //! | [`#[cpu_bound]`](cpu_bound) | `fn` doing computation | a rayon pool at lower priority, awaited |
+//! | [`#[background]`](background) | `async fn` or `fn` | a durable job queue ([`jobs`]); the caller gets a job id at once |
 //!
 //! The rewritten fns keep their names, visibility, generics and argument
 //! patterns, so they remain axum handlers:
@@ -159,6 +160,55 @@ pub use lanes_macros::blocking;
 /// ```
 #[cfg(feature = "macros")]
 pub use lanes_macros::cpu_bound;
+
+/// Turns a fn into a durable job kind: calling it enqueues a job and
+/// returns at once; a worker ([`jobs::start_workers`]) runs the body later,
+/// with retries, a timeout, and a dead state after the last attempt.
+///
+/// - `async fn` bodies run on a tokio worker and are checked like
+///   `#[io_bound]`; plain `fn` bodies run on the blocking lane.
+/// - Arguments are stored as JSON until the job runs: each value an
+///   argument's pattern binds must be owned and `Serialize +
+///   DeserializeOwned` (`Json(body): Json<T>` stores `body`, so axum
+///   extractors work as they are). A `JobContext` argument is not stored:
+///   the worker passes it, for progress and cancellation.
+/// - It returns `()` or `Result<T, E>`: `T: Serialize` is kept as the job's
+///   result, `E: Display` as its error, and an error is retried.
+/// - The call returns [`jobs::Enqueue`], a future of
+///   `Result<jobs::Accepted, jobs::StoreError>`: as a handler it answers
+///   `202 Accepted` with `Location: /jobs/{id}`. Before awaiting it, the job
+///   can be delayed (`run_after`), made idempotent (`idempotency_key`) or
+///   sent to another store (`on`).
+///
+/// Options: `queue = "name"` (default `"default"`), `retries = N` attempts
+/// after the first (default 2), `timeout = "30s"` per attempt (`ms`, `s`,
+/// `m`, `h`; default 5 minutes), `kind = "name"` (the name stored jobs
+/// refer to; default the fn's module path and name, so renaming the fn
+/// orphans its queued jobs unless `kind` keeps the old name).
+///
+/// ```no_run
+/// use axum::{Json, Router, routing::post};
+/// use lanes::jobs::JobContext;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Export { table: String }
+///
+/// #[lanes::background(queue = "exports", retries = 5, timeout = "10m")]
+/// async fn export(job: JobContext, Json(export): Json<Export>) -> Result<u64, std::io::Error> {
+///     job.progress(50, format!("exporting {}", export.table)).await;
+///     Ok(42)
+/// }
+///
+/// # async fn serve() -> Result<(), lanes::jobs::StoreError> {
+/// let store = lanes::jobs::store().await?;
+/// let workers = lanes::jobs::start_workers(Default::default()).await?;
+/// let app: Router = Router::new()
+///     .route("/exports", post(export))
+///     .merge(lanes::jobs::router(store));
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "macros")]
+pub use lanes_macros::background;
 
 /// Runs a closure on the blocking lane (behind [`Config::blocking_limit`])
 /// and awaits it: the `#[blocking]` lane for code that is not a fn of its

@@ -29,12 +29,14 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod kind;
 mod memory;
 mod routes;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 mod worker;
 
+pub use kind::Enqueue;
 pub use routes::{Accepted, router};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
@@ -255,6 +257,12 @@ pub enum StoreError {
     Database(String),
     /// A stored row could not be read back.
     Corrupt(String),
+    /// A job's arguments could not be serialized (a map with non-text
+    /// keys, a `Serialize` impl that failed); nothing was enqueued.
+    Payload(String),
+    /// No store is set for `#[background]` fns, and the default one (SQLite)
+    /// is not compiled in.
+    NoStore,
 }
 
 impl fmt::Display for StoreError {
@@ -266,6 +274,10 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Database(why) => write!(f, "the job store's database failed: {why}"),
             StoreError::Corrupt(why) => write!(f, "a stored job could not be read: {why}"),
+            StoreError::Payload(why) => write!(f, "the job was not enqueued: {why}"),
+            StoreError::NoStore => f.write_str(
+                "no job store: set one with `lanes::Config::job_store`, or enable the `sqlite` feature for the default",
+            ),
         }
     }
 }
@@ -418,6 +430,60 @@ impl Store {
         };
         Ok(Wakeups(enqueued))
     }
+}
+
+/// The file the default store keeps jobs in, in the working directory.
+pub const DEFAULT_SQLITE_FILE: &str = "lanes-jobs.db";
+
+/// The store `#[background]` fns enqueue into: the one set with
+/// [`Config::job_store`](crate::Config::job_store), or else SQLite in
+/// [`DEFAULT_SQLITE_FILE`], opened on first use.
+pub async fn store() -> Result<Store, StoreError> {
+    if let Some(store) = &crate::config::lanes().job_store {
+        return Ok(store.clone());
+    }
+    default_store().await
+}
+
+#[cfg(feature = "sqlite")]
+async fn default_store() -> Result<Store, StoreError> {
+    static DEFAULT: tokio::sync::OnceCell<Store> = tokio::sync::OnceCell::const_new();
+    DEFAULT
+        .get_or_try_init(|| async {
+            let store = Store::sqlite(DEFAULT_SQLITE_FILE).await?;
+            tracing::info!(
+                file = DEFAULT_SQLITE_FILE,
+                "lanes: background jobs are kept in SQLite (set another store with `lanes::Config::job_store`)"
+            );
+            Ok(store)
+        })
+        .await
+        .cloned()
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn default_store() -> Result<Store, StoreError> {
+    Err(StoreError::NoStore)
+}
+
+/// Starts workers for every `#[background]` fn ([`Registry::registered`])
+/// on the default [`store`], on the current tokio runtime.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), lanes::jobs::StoreError> {
+/// use std::time::Duration;
+///
+/// let workers = lanes::jobs::start_workers(lanes::jobs::WorkerConfig::default()).await?;
+/// // ... serve until asked to stop ...
+/// workers.shutdown(Duration::from_secs(10)).await;
+/// # Ok(()) }
+/// ```
+pub async fn start_workers(config: WorkerConfig) -> Result<Workers, StoreError> {
+    Ok(Workers::start(
+        store().await?,
+        Registry::registered(),
+        config,
+    ))
 }
 
 /// See [`Store::wakeups`].

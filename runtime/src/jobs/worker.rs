@@ -1,10 +1,9 @@
 //! Workers: claim due jobs, run each in a task of its own with its kind's
 //! fn, keep its lease alive, and record how it ended.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,17 +12,16 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::kind::{JobFuture, JobKind};
 use super::{Claimed, Finish, JobId, Lease, Store};
 use crate::lane::blocking::AbortOnDrop;
 
-type Outcome = Result<Option<serde_json::Value>, Failure>;
-type RunFn = dyn Fn(JobContext, serde_json::Value) -> Pin<Box<dyn Future<Output = Outcome> + Send>>
-    + Send
-    + Sync;
+pub(crate) type Outcome = Result<Option<serde_json::Value>, Failure>;
+type RunFn = dyn Fn(JobContext, serde_json::Value) -> JobFuture + Send + Sync;
 
 /// Why an attempt did not succeed.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The fn returned an error: retried while attempts are left.
     Error(String),
     /// The stored arguments do not fit the fn any more: dead at once.
@@ -64,6 +62,16 @@ impl JobContext {
         }
     }
 
+    /// [`progress`](Self::progress) for a synchronous job fn, which runs
+    /// on the blocking lane.
+    ///
+    /// # Panics
+    /// When called from async code (it blocks the thread until the
+    /// progress is stored); there, await [`progress`](Self::progress).
+    pub fn progress_blocking(&self, percent: u8, message: impl Into<String>) {
+        tokio::runtime::Handle::current().block_on(self.progress(percent, message));
+    }
+
     /// Whether the job's cancellation was requested (seen at the worker's
     /// next lease renewal).
     pub fn is_cancelled(&self) -> bool {
@@ -93,7 +101,8 @@ impl std::error::Error for Cancelled {}
 /// lease, retry and shutdown timings.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    queues: Vec<String>,
+    /// `None`: `default` and every queue a registered kind declared.
+    queues: Option<Vec<String>>,
     concurrency: usize,
     lease: Duration,
     idle_wait: Duration,
@@ -104,7 +113,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            queues: vec!["default".to_owned()],
+            queues: None,
             concurrency: 16,
             lease: Duration::from_secs(30),
             idle_wait: Duration::from_secs(1),
@@ -115,9 +124,10 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The queues to take jobs from. Default: `["default"]`.
+    /// The queues to take jobs from. Default: `default`, and every queue
+    /// named by a `#[background(queue = "...")]` kind in the registry.
     pub fn queues<S: Into<String>>(mut self, queues: impl IntoIterator<Item = S>) -> Self {
-        self.queues = queues.into_iter().map(Into::into).collect();
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
         self
     }
 
@@ -166,6 +176,8 @@ impl WorkerConfig {
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: HashMap<String, Arc<RunFn>>,
+    /// The queues the `#[background]` kinds among them declared.
+    queues: BTreeSet<String>,
 }
 
 impl fmt::Debug for Registry {
@@ -177,6 +189,29 @@ impl fmt::Debug for Registry {
 impl Registry {
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// Every `#[background]` fn linked into this program, each under its
+    /// kind's name.
+    ///
+    /// # Panics
+    /// If two of them have the same kind name (`kind = "..."`): jobs of
+    /// that kind could run either fn.
+    pub fn registered() -> Registry {
+        let mut registry = Registry::new();
+        for kind in JobKind::all() {
+            assert!(
+                !registry.kinds.contains_key(kind.name),
+                "two #[background] fns are registered as the job kind `{}`; give one of them \
+                 another name with `#[background(kind = \"...\")]`",
+                kind.name
+            );
+            registry
+                .kinds
+                .insert(kind.name.to_owned(), Arc::new(kind.run));
+            registry.queues.insert(kind.queue.to_owned());
+        }
+        registry
     }
 
     /// Registers `run` for the jobs of kind `kind`: the payload is
@@ -191,25 +226,13 @@ impl Registry {
     {
         let kind = kind.into();
         let name = kind.clone();
-        let run = Arc::new(run);
         let adapter = move |context: JobContext, payload: serde_json::Value| {
-            let run = run.clone();
-            let name = name.clone();
-            Box::pin(async move {
-                let args: A = serde_json::from_value(payload).map_err(|error| {
-                    Failure::Payload(format!(
-                        "the stored arguments of `{name}` no longer fit its parameters (did their type change?): {error}"
-                    ))
-                })?;
-                match run(context, args).await {
-                    Ok(value) => serde_json::to_value(value)
-                        .map(|value| (!value.is_null()).then_some(value))
-                        .map_err(|error| {
-                            Failure::Error(format!("its result could not be serialized: {error}"))
-                        }),
-                    Err(error) => Err(Failure::Error(error.to_string())),
-                }
-            }) as Pin<Box<dyn Future<Output = Outcome> + Send>>
+            match serde_json::from_value(payload) {
+                Ok(args) => super::kind::attempt(run(context, args)),
+                Err(error) => super::kind::unreadable(format!(
+                    "the stored arguments of `{name}` no longer fit its parameters (did their type change?): {error}"
+                )),
+            }
         };
         self.kinds.insert(kind, Arc::new(adapter));
         self
@@ -231,6 +254,11 @@ impl Workers {
         let (stop, stopped) = watch::channel(false);
         let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
         let running = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let queues = config.queues.clone().unwrap_or_else(|| {
+            let mut queues = registry.queues.clone();
+            queues.insert("default".to_owned());
+            queues.into_iter().collect()
+        });
         let shared = Arc::new(Shared {
             store,
             registry,
@@ -238,7 +266,7 @@ impl Workers {
             worker,
         });
         let mut loops = JoinSet::new();
-        for queue in shared.config.queues.clone() {
+        for queue in queues {
             loops.spawn(claim_loop(
                 shared.clone(),
                 queue,
@@ -373,7 +401,7 @@ async fn run(shared: &Shared, job: Claimed) {
     // lease is lost.
     let mut task = AbortOnDrop(tokio::spawn(tokio::time::timeout(
         timeout,
-        run(context, payload),
+        run(context, payload).0,
     )));
     let renew_every = shared.config.lease / 3;
     let ended = loop {

@@ -23,6 +23,8 @@ pub(crate) struct Lanes {
     pub(crate) blocking_limit: usize,
     pub(crate) settings: Settings,
     pub(crate) monitors: Monitors,
+    /// Set by [`Config::job_store`]; `None` means the SQLite default.
+    pub(crate) job_store: Option<crate::jobs::Store>,
 }
 
 /// What the lanes read on their hot paths, fixed at start.
@@ -61,6 +63,7 @@ impl Lanes {
                 slow_poll_threshold: config.slow_poll_threshold,
                 watchdog,
             },
+            job_store: config.job_store,
         }
     }
 }

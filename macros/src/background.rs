@@ -1,0 +1,217 @@
+//! `#[background]`: the fn becomes a job kind, and calling it enqueues a job.
+//!
+//! ```text
+//! #[background(queue = "emails")]
+//! async fn send_welcome(ctx: JobContext, Json(to): Json<Address>) -> Result<(), MailError> { body }
+//! ```
+//! becomes
+//! ```text
+//! fn send_welcome(Json(to): Json<Address>) -> Enqueue {
+//!     async fn __lanes_job(ctx: JobContext, Json(to): Json<Address>) -> Result<(), MailError> { body, polls timed }
+//!     fn __lanes_run(context, payload) -> JobFuture {
+//!         run_job(NAME, payload, move |mut arguments| {
+//!             let to = arguments.take("to")?;
+//!             Ok(job_attempt(__lanes_job(context, Json(to))))
+//!         })
+//!     }
+//!     const __LANES_JOB: JobKind = JobKind::new(NAME, "emails", attempts, timeout, __lanes_run);
+//!     inventory::submit! { __LANES_JOB }
+//!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", &to))
+//! }
+//! ```
+//! A synchronous fn's `__lanes_job` runs through the blocking lane.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Block, FnArg, ReturnType, Signature, Token};
+
+use crate::args::LaneArgs;
+use crate::expand::{emit, site, timed_body};
+use crate::item::LaneFn;
+use crate::valid::is_job_context;
+use crate::{Lane, pattern, private};
+
+/// Attempts of a job when `retries` is not given: the first and two more.
+const DEFAULT_RETRIES: u32 = 2;
+/// How long one attempt may run when `timeout` is not given.
+const DEFAULT_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+
+pub(crate) fn expand(
+    func: &LaneFn,
+    body: &Block,
+    args: &LaneArgs,
+    prelude: &TokenStream,
+) -> TokenStream {
+    let private = private::path(Span::call_site());
+    let sig = &func.sig;
+    let inner = Ident::new("__lanes_job", sig.ident.span());
+    let context = Ident::new("__lanes_context", Span::call_site());
+
+    // The call of the inner fn, with each argument rebuilt from storage
+    // (or the worker's context), and the bindings to store.
+    let mut takes = Vec::new();
+    let mut call_args = Vec::new();
+    let mut stored = Vec::new();
+    for input in &sig.inputs {
+        let FnArg::Typed(typed) = input else {
+            unreachable!("validation refuses receivers")
+        };
+        if is_job_context(typed) {
+            call_args.push(quote!(#context));
+            continue;
+        }
+        let rebuilt = pattern::rebuild(&typed.pat).expect("validation checked the patterns");
+        for binding in &rebuilt.bindings {
+            let name = binding.to_string();
+            // Spanned at the binding: a value that cannot be stored or
+            // read back is reported where the signature names it.
+            takes.push(quote_spanned!(binding.span()=> let #binding = arguments.take(#name)?;));
+            stored.push(quote_spanned!(binding.span()=> .argument(#name, &#binding)));
+        }
+        call_args.push(rebuilt.expr);
+    }
+
+    let name = match &args.kind {
+        Some(kind) => quote!(#kind),
+        None => {
+            let ident = sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
+        }
+    };
+    let queue = args.queue.as_deref().unwrap_or("default");
+    let attempts = args.retries.unwrap_or(DEFAULT_RETRIES) + 1;
+    let timeout_ms = args.timeout.map_or(DEFAULT_TIMEOUT_MS, |t| {
+        u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
+    });
+
+    // The job fn as written; async bodies get the poll timer, sync ones run
+    // on the blocking lane.
+    let inner_sig = Signature {
+        ident: inner.clone(),
+        ..sig.clone()
+    };
+    // Where rustc reports an outcome that cannot be stored, or a job that
+    // cannot move between threads: the return type.
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
+    };
+    let job_attempt = private::path(output_span);
+    let inner_at_output = Ident::new("__lanes_job", output_span);
+    let (inner_body, start) = if sig.asyncness.is_some() {
+        let site = site(Lane::IoBound, &sig.ident, args);
+        (
+            timed_body(&inner_sig, body, &site, &TokenStream::new()),
+            quote_spanned!(output_span=>
+                #job_attempt::job_attempt(#inner_at_output(#(#call_args),*))
+            ),
+        )
+    } else {
+        let site = site(Lane::Background, &sig.ident, args);
+        (
+            quote!(#body),
+            quote_spanned!(output_span=> #job_attempt::job_attempt({
+                #site
+                #private::run_blocking(&__LANES_SITE, move || #inner(#(#call_args),*))
+            })),
+        )
+    };
+
+    let public_sig = Signature {
+        asyncness: None,
+        inputs: public_inputs(sig),
+        output: syn::parse_quote!(-> #private::Enqueue),
+        ..sig.clone()
+    };
+    emit(
+        func,
+        &public_sig,
+        quote!({
+            #prelude
+            #[allow(clippy::too_many_arguments)]
+            #inner_sig #inner_body
+
+            fn __lanes_run(
+                #context: #private::JobContext,
+                payload: #private::JsonValue,
+            ) -> #private::JobFuture {
+                #private::run_job(#name, payload, move |mut arguments| {
+                    #(#takes)*
+                    ::core::result::Result::Ok(#start)
+                })
+            }
+
+            const __LANES_JOB: #private::JobKind = #private::JobKind::new(
+                #name,
+                #queue,
+                #attempts,
+                ::core::time::Duration::from_millis(#timeout_ms),
+                __lanes_run,
+            );
+            #private::inventory::submit! { __LANES_JOB }
+
+            #private::Enqueue::new(__LANES_JOB, #private::JobPayload::new() #(#stored)*)
+        }),
+    )
+}
+
+/// The enqueueing fn's parameters: the fn's own, without the `JobContext`
+/// the worker supplies, and without `mut` (it only reads them).
+fn public_inputs(sig: &Signature) -> syn::punctuated::Punctuated<FnArg, Token![,]> {
+    sig.inputs
+        .iter()
+        .filter(|input| !matches!(input, FnArg::Typed(typed) if is_job_context(typed)))
+        .map(|input| match input {
+            FnArg::Typed(typed) => FnArg::Typed(syn::PatType {
+                pat: Box::new(pattern::without_mut(&typed.pat)),
+                ..typed.clone()
+            }),
+            receiver => receiver.clone(),
+        })
+        .collect()
+}
+
+/// What is emitted beside errors: the enqueueing fn's outward shape, so
+/// callers' `.await?` compiles, with the body kept (`async`, so that an
+/// `.await` is not reported twice) so its names stay used and checked.
+pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+    let private = private::path(Span::call_site());
+    let unqualified = Signature {
+        constness: None,
+        unsafety: None,
+        abi: None,
+        ..func.sig.clone()
+    };
+    let public_sig = Signature {
+        asyncness: None,
+        inputs: public_inputs(&func.sig),
+        output: syn::parse_quote!(-> #private::Enqueue),
+        ..unqualified.clone()
+    };
+    let inner_sig = Signature {
+        asyncness: Some(Token![async](func.sig.fn_token.span)),
+        ident: Ident::new("__lanes_job", func.sig.ident.span()),
+        inputs: func
+            .sig
+            .inputs
+            .iter()
+            .filter(|input| matches!(input, FnArg::Typed(_)))
+            .cloned()
+            .collect(),
+        ..unqualified
+    };
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let stmts = &body.stmts;
+    quote!(
+        #(#attrs)*
+        #[allow(unused_variables)]
+        #vis #public_sig {
+            #prelude
+            #[allow(dead_code)]
+            #inner_sig { #(#stmts)* }
+            ::core::unreachable!("this #[background] fn did not compile")
+        }
+    )
+}
