@@ -172,7 +172,8 @@ async fn postgres_jobs_survive_a_sigkill_and_two_processes_share_a_queue() {
     let store = Store::postgres(&url, &schema).await.unwrap();
     for n in 0..JOBS {
         store
-            .enqueue(NewJob::new("record", serde_json::json!(n)))
+            // As `record(n)` stores its argument.
+            .enqueue(NewJob::new("record", serde_json::json!({ "n": n })))
             .await
             .unwrap();
     }

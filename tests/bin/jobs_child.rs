@@ -2,21 +2,23 @@
 //! killed one: `jobs_child <store> <log> <enqueue count>`, where `<store>` is
 //! `sqlite:<path>` or `postgres:<schema>` (the URL from `DATABASE_URL`).
 //!
-//! It enqueues the jobs (if any are asked for), then works the queue until
+//! It enqueues the jobs of the `#[background]` fn `record` (if any are
+//! asked for), then works the queue until
 //! every job in the store has ended, appending `<pid> start <n>` and
 //! `<pid> done <n>` lines to `<log>` around each job's 5 ms of work.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use lanes::jobs::{JobContext, NewJob, Registry, Store, WorkerConfig, Workers};
+use lanes::jobs::{Registry, Store, WorkerConfig, Workers};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [store, log, enqueue] = args.as_slice() else {
         panic!("usage: jobs_child <sqlite:PATH|postgres:SCHEMA> <log> <jobs to enqueue>");
     };
-    let enqueue: usize = enqueue.parse().expect("a job count");
+    let enqueue: u64 = enqueue.parse().expect("a job count");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(work(store, log.clone(), enqueue));
 }
@@ -34,36 +36,42 @@ async fn open(store: &str) -> Store {
         .expect("the PostgreSQL store opens")
 }
 
-async fn work(store: &str, log: String, enqueue: usize) {
+/// Where `record` appends its lines.
+static LOG: OnceLock<String> = OnceLock::new();
+
+/// The job every test enqueues: a `#[background]` fn, found by the workers
+/// through `Registry::registered()`.
+#[lanes::background(kind = "record", retries = 4)]
+async fn record(n: u64) -> Result<(), String> {
+    line("start", n);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    line("done", n);
+    Ok(())
+}
+
+fn line(what: &str, n: u64) {
+    let log = LOG.get().expect("the log is set before the workers start");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the log opens");
+    // One write per line: O_APPEND keeps lines whole across processes.
+    file.write_all(format!("{} {what} {n}\n", std::process::id()).as_bytes())
+        .expect("the log is written");
+}
+
+async fn work(store: &str, log: String, enqueue: u64) {
+    LOG.set(log).expect("set once");
     let store = open(store).await;
     for n in 0..enqueue {
-        let job = NewJob::new("record", serde_json::json!(n)).max_attempts(5);
-        store.enqueue(job).await.expect("enqueued");
+        record(n).on(&store).await.expect("enqueued");
     }
-    let line = move |what: &str, n: u64| {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("the log opens");
-        // One write per line: O_APPEND keeps lines whole across processes.
-        file.write_all(format!("{} {what} {n}\n", std::process::id()).as_bytes())
-            .expect("the log is written");
-    };
-    let registry = Registry::new().register("record", move |_: JobContext, n: u64| {
-        let line = line.clone();
-        async move {
-            line("start", n);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            line("done", n);
-            Ok::<_, String>(())
-        }
-    });
     let config = WorkerConfig::default()
         .concurrency(8)
         .lease(Duration::from_secs(1))
         .idle_wait(Duration::from_millis(50));
-    let workers = Workers::start(store.clone(), registry, config);
+    let workers = Workers::start(store.clone(), Registry::registered(), config);
     println!("working");
     while store.unfinished().await.expect("the store answers") > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
