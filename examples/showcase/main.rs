@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+use lanes::jobs::{JobContext, Store, WorkerConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -103,6 +104,50 @@ fn blur(Path(size): Path<usize>) -> (StatusCode, String) {
     )
 }
 
+#[derive(serde::Serialize)]
+struct Export {
+    file: PathBuf,
+    reports: usize,
+    bytes: usize,
+}
+
+/// Gathers every report into one file, as a durable job: the request is
+/// answered `202 Accepted` at once with the job's id, `/jobs/{id}` shows
+/// its progress and result, and the job survives a restart of the service.
+/// A plain fn using `std::fs`, so its jobs run on the blocking lane.
+#[lanes::background(queue = "exports", retries = 2, timeout = "1m")]
+fn export_reports(job: JobContext, Path(name): Path<String>) -> Result<Export, std::io::Error> {
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(reports_dir())?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    reports.retain(|path| path.extension().is_some_and(|ext| ext == "txt"));
+    reports.sort();
+    let mut archive = String::new();
+    for (done, path) in reports.iter().enumerate() {
+        if job.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        archive.push_str(&std::fs::read_to_string(path)?);
+        // Slow enough to watch in `/jobs/{id}/events`.
+        std::thread::sleep(Duration::from_millis(200));
+        let percent = u8::try_from((done + 1) * 100 / reports.len()).unwrap_or(100);
+        job.progress_blocking(percent, format!("{} of {} reports", done + 1, reports.len()));
+    }
+    let exports = reports_dir().join("exports");
+    std::fs::create_dir_all(&exports)?;
+    let file = exports.join(file_name(&name));
+    std::fs::write(&file, &archive)?;
+    Ok(Export {
+        file,
+        reports: reports.len(),
+        bytes: archive.len(),
+    })
+}
+
+fn reports_dir() -> PathBuf {
+    std::env::temp_dir().join("lanes-showcase-reports")
+}
+
 /// One pass of a 3x3 box blur, edges clamped.
 fn box_blur(image: &[u32], size: usize) -> Vec<u32> {
     let at = |x: usize, y: usize| image[y * size + x];
@@ -134,7 +179,7 @@ fn file_name(name: &str) -> String {
     format!("{safe}.txt")
 }
 
-fn app(state: AppState) -> Router {
+fn app(state: AppState, jobs: Store) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/reports/{name}", get(read_report).post(write_report))
@@ -143,7 +188,9 @@ fn app(state: AppState) -> Router {
         .route("/rates/{currency}", get(exchange_rate))
         .route("/metrics", get(metrics))
         .route("/lanes/stats", get(|| async { lanes::stats() }))
+        .route("/exports/{name}", post(export_reports))
         .with_state(state)
+        .merge(lanes::jobs::router(jobs))
         // A request whose lane stays full past its maximum wait is answered
         // 503 with Retry-After instead of queueing without bound.
         .layer(lanes::ShedLayer::new())
@@ -153,6 +200,17 @@ fn app(state: AppState) -> Router {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt().with_target(false).init();
+    let reports = reports_dir();
+    tokio::fs::create_dir_all(&reports).await?;
+    // Jobs are kept in SQLite beside the reports (the default is
+    // `lanes-jobs.db` in the working directory).
+    let jobs = Store::sqlite(reports.join("jobs.db"))
+        .await
+        .map_err(std::io::Error::other)?;
+    lanes::Config::new()
+        .job_store(jobs.clone())
+        .install()
+        .map_err(std::io::Error::other)?;
     // Installed before any lane fn runs, so every handler's metrics reach it.
     let metrics = PrometheusBuilder::new()
         .install_recorder()
@@ -165,8 +223,9 @@ async fn main() -> std::io::Result<()> {
         }
     });
     let addr = std::env::var("LANES_SHOWCASE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let reports = std::env::temp_dir().join("lanes-showcase-reports");
-    tokio::fs::create_dir_all(&reports).await?;
+    let workers = lanes::jobs::start_workers(WorkerConfig::default())
+        .await
+        .map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let addr = listener.local_addr()?;
     println!("lanes showcase listening on http://{addr}");
@@ -177,10 +236,17 @@ async fn main() -> std::io::Result<()> {
     println!("  curl http://{addr}/blur/256");
     println!("  curl http://{addr}/rates/USD");
     println!("  curl http://{addr}/lanes/stats");
+    println!("  curl -i -X POST http://{addr}/exports/all");
+    println!("  curl http://{addr}/jobs/<id>");
+    println!("  curl -N http://{addr}/jobs/<id>/events");
     println!("  curl http://{addr}/metrics");
-    axum::serve(listener, app(AppState { reports, metrics }))
+    axum::serve(listener, app(AppState { reports, metrics }, jobs))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await
+        .await?;
+    // Running exports get 10 s to finish; the rest stay queued for the
+    // next start.
+    workers.shutdown(Duration::from_secs(10)).await;
+    Ok(())
 }

@@ -23,6 +23,11 @@ enum Dialect {
 #[derive(Clone, Debug)]
 pub(super) struct SqlStore {
     pool: AnyPool,
+    /// What workers write: claims, renewals, progress and finishes. Losing
+    /// the last of these in a crash only runs a job again once its lease
+    /// ends (delivery is at least once), so on PostgreSQL they commit
+    /// without waiting for the WAL flush; enqueues and cancels do wait.
+    worker_pool: AnyPool,
     dialect: Dialect,
     /// PostgreSQL: the URL and channel the wakeup listener uses.
     notify: Option<(String, String)>,
@@ -106,7 +111,7 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(database)?;
-        SqlStore::ready(pool, Dialect::Sqlite, None).await
+        SqlStore::ready(pool.clone(), pool, Dialect::Sqlite, None).await
     }
 
     #[cfg(feature = "postgres")]
@@ -134,27 +139,33 @@ impl SqlStore {
         .await
         .map_err(database)?;
         setup.close().await;
-        let search_path = format!("SET search_path TO {schema}");
-        let pool = AnyPoolOptions::new()
-            .max_connections(16)
-            .after_connect(move |connection, _| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(AssertSqlSafe(search_path))
-                        .execute(connection)
-                        .await
-                        .map(drop)
+        let connect = |connections: u32, settings: String| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |connection, _| {
+                    let settings = settings.clone();
+                    Box::pin(async move {
+                        sqlx::raw_sql(AssertSqlSafe(settings))
+                            .execute(connection)
+                            .await
+                            .map(drop)
+                    })
                 })
-            })
-            .connect(url)
+                .connect(url)
+        };
+        let search_path = format!("SET search_path TO {schema}");
+        let pool = connect(16, search_path.clone()).await.map_err(database)?;
+        let worker_pool = connect(8, format!("{search_path}; SET synchronous_commit = off"))
             .await
             .map_err(database)?;
         let channel = format!("lanes_jobs_{schema}");
-        SqlStore::ready(pool, Dialect::Postgres, Some((url.to_owned(), channel))).await
+        let notify = Some((url.to_owned(), channel));
+        SqlStore::ready(pool, worker_pool, Dialect::Postgres, notify).await
     }
 
     async fn ready(
         pool: AnyPool,
+        worker_pool: AnyPool,
         dialect: Dialect,
         notify: Option<(String, String)>,
     ) -> Result<SqlStore, StoreError> {
@@ -166,6 +177,7 @@ impl SqlStore {
         }
         Ok(SqlStore {
             pool,
+            worker_pool,
             dialect,
             notify,
             enqueued: Arc::new(watch::Sender::new(0)),
@@ -188,24 +200,39 @@ impl SqlStore {
     pub(super) async fn enqueue(&self, new: NewJob) -> Result<JobId, StoreError> {
         let id = JobId::random();
         let now = millis::now();
-        let inserted = sqlx::query(self.sql(
-            "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
+        let insert = "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
              timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
              VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, $7, 0, 0, $8, $9, $9) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        ))
-        .bind(id.to_string())
-        .bind(&new.kind)
-        .bind(&new.queue)
-        .bind(new.payload.to_string())
-        .bind(i64::from(new.max_attempts.max(1)))
-        .bind(millis_of(new.timeout))
-        .bind(new.run_at.map_or(now, millis::from))
-        .bind(&new.idempotency_key)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(database)?;
+             ON CONFLICT (idempotency_key) DO NOTHING";
+        // On PostgreSQL the insert and its `NOTIFY` are one statement: one
+        // round trip and one commit, and a notification only when a row
+        // was added. (`pg_notify` returns `void`, which the `Any` driver
+        // cannot read; as text it is empty.)
+        let with_notify;
+        let statement = match &self.notify {
+            Some(_) => {
+                with_notify = format!(
+                    "WITH inserted AS ({insert} RETURNING queue) \
+                     SELECT pg_notify($10, queue)::text AS notified FROM inserted"
+                );
+                &with_notify
+            }
+            None => insert,
+        };
+        let mut query = sqlx::query(self.sql(statement))
+            .bind(id.to_string())
+            .bind(&new.kind)
+            .bind(&new.queue)
+            .bind(new.payload.to_string())
+            .bind(i64::from(new.max_attempts.max(1)))
+            .bind(millis_of(new.timeout))
+            .bind(new.run_at.map_or(now, millis::from))
+            .bind(&new.idempotency_key)
+            .bind(now);
+        if let Some((_, channel)) = &self.notify {
+            query = query.bind(channel);
+        }
+        let inserted = query.execute(&self.pool).await.map_err(database)?;
         if inserted.rows_affected() == 0 {
             let row = sqlx::query(self.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
                 .bind(&new.idempotency_key)
@@ -213,14 +240,6 @@ impl SqlStore {
                 .await
                 .map_err(database)?;
             return job_id(&row, "id");
-        }
-        if let Some((_, channel)) = &self.notify {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(&new.queue)
-                .execute(&self.pool)
-                .await
-                .map_err(database)?;
         }
         self.enqueued.send_modify(|count| *count += 1);
         Ok(id)
@@ -255,7 +274,7 @@ impl SqlStore {
             .bind(super::LEASE_LOST)
             .bind(now)
             .bind(queue)
-            .execute(&self.pool)
+            .execute(&self.worker_pool)
             .await
             .map_err(database)?;
         }
@@ -292,7 +311,7 @@ impl SqlStore {
                 .bind(now)
                 .bind(queue)
                 .bind(i64::try_from(left).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.worker_pool)
                 .await
                 .map_err(database)?,
             );
@@ -328,7 +347,7 @@ impl SqlStore {
         .bind(now)
         .bind(id.to_string())
         .bind(worker)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.worker_pool)
         .await
         .map_err(database)?;
         Ok(match row {
@@ -354,7 +373,7 @@ impl SqlStore {
         .bind(millis::now())
         .bind(id.to_string())
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.worker_pool)
         .await
         .map_err(database)?;
         Ok(done.rows_affected() == 1)
@@ -398,7 +417,7 @@ impl SqlStore {
         .bind(now)
         .bind(id.to_string())
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&self.worker_pool)
         .await
         .map_err(database)?;
         Ok(done.rows_affected() == 1)
