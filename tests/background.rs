@@ -4,12 +4,12 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::Path;
 use axum::routing::post;
-use lanes::jobs::{Job, JobContext, JobId, JobState, NewJob, Store, WorkerConfig, Workers};
+use lanes::jobs::{JobContext, JobId, JobState, NewJob, Store, Workers};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -89,25 +89,6 @@ fn default_store() -> Store {
 /// The tests share the default store, so one at a time runs workers on it.
 static WORKERS_ON_THE_DEFAULT_STORE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn fast_workers() -> WorkerConfig {
-    WorkerConfig::default()
-        .concurrency(4)
-        .idle_wait(Duration::from_millis(50))
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
-}
-
-/// Waits (up to 10 s) until the job reaches a final state, and returns it.
-async fn ended(store: &Store, id: JobId) -> Job {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = store.get(id).await.unwrap().expect("the job exists");
-        if job.state.is_final() || Instant::now() > deadline {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
     let _alone = WORKERS_ON_THE_DEFAULT_STORE.lock().await;
@@ -139,8 +120,10 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
     assert_eq!(job.max_attempts, 2);
 
     // The workers find the kind by itself, and its queue.
-    let workers = lanes::jobs::start_workers(fast_workers()).await.unwrap();
-    let job = ended(&store, id).await;
+    let workers = lanes::jobs::start_workers(lanes_tests::fast_workers())
+        .await
+        .unwrap();
+    let job = lanes_tests::ended(&store, id).await;
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     assert_eq!(job.progress, 50);
     assert_eq!(job.message.as_deref(), Some("rendered"));
@@ -168,7 +151,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
         .unwrap();
     let body: serde_json::Value = response.json().await.unwrap();
     let id: JobId = body["id"].as_str().unwrap().parse().unwrap();
-    let job = ended(&store, id).await;
+    let job = lanes_tests::ended(&store, id).await;
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.attempts, 2);
     assert_eq!(
@@ -185,7 +168,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
     assert_eq!(response.status(), 202);
     let body: serde_json::Value = response.json().await.unwrap();
     let id: JobId = body["id"].as_str().unwrap().parse().unwrap();
-    let job = ended(&store, id).await;
+    let job = lanes_tests::ended(&store, id).await;
     assert_eq!(job.result, Some(serde_json::json!("core-2026.pdf")));
     let stats = lanes::stats();
     let report = stats
@@ -238,10 +221,13 @@ async fn enqueue_options_timeouts_and_stale_payloads() {
     let workers = Workers::start(
         store.clone(),
         lanes::jobs::Registry::registered(),
-        fast_workers().queues(["default", "emails"]),
+        lanes_tests::fast_workers().queues(["default", "emails"]),
     );
-    assert_eq!(ended(&store, first.0).await.state, JobState::Succeeded);
-    let job = ended(&store, stale).await;
+    assert_eq!(
+        lanes_tests::ended(&store, first.0).await.state,
+        JobState::Succeeded
+    );
+    let job = lanes_tests::ended(&store, stale).await;
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.attempts, 1);
     let error = job.error.unwrap();
@@ -256,7 +242,7 @@ async fn enqueue_options_timeouts_and_stale_payloads() {
     // retries, the job ends dead after three.
     TICKS.store(2_000, Ordering::Relaxed);
     let slow = tick(0).await.unwrap();
-    let job = ended(&store, slow.0).await;
+    let job = lanes_tests::ended(&store, slow.0).await;
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.attempts, 3);
     assert_eq!(job.error.as_deref(), Some("timed out after 0.1 s"));

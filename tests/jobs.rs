@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use lanes::jobs::{
-    Cancelled, Finish, JobContext, JobId, JobState, Lease, NewJob, Registry, Store, StoreError,
-    WorkerConfig, Workers,
+    Cancelled, Finish, JobContext, JobState, Lease, NewJob, Registry, Store, StoreError, Workers,
 };
 use serde_json::json;
 
@@ -411,25 +410,6 @@ async fn two_instances_never_claim_a_job_twice(one: &Store, two: &Store) {
 
 // ------------------------------------------------------------ the workers
 
-fn fast_workers() -> WorkerConfig {
-    WorkerConfig::default()
-        .concurrency(4)
-        .idle_wait(Duration::from_millis(50))
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
-}
-
-/// Waits (up to 10 s) until the job reaches a final state, and returns it.
-async fn ended(store: &Store, id: JobId) -> lanes::jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = store.get(id).await.unwrap().expect("the job exists");
-        if job.state.is_final() || Instant::now() > deadline {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn square(context: JobContext, n: u64) -> Result<u64, String> {
     context.progress(50, "half way").await;
     Ok(n * n)
@@ -439,7 +419,7 @@ async fn workers_run_jobs_and_keep_results(store: &Store) {
     let workers = Workers::start(
         store.clone(),
         Registry::new().register("square", square),
-        fast_workers(),
+        lanes_tests::fast_workers(),
     );
     let mut ids = Vec::new();
     for n in 0..20u64 {
@@ -452,7 +432,7 @@ async fn workers_run_jobs_and_keep_results(store: &Store) {
         ));
     }
     for (n, id) in ids {
-        let job = ended(store, id).await;
+        let job = lanes_tests::ended(store, id).await;
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
         assert_eq!(job.result, Some(json!(n * n)));
         assert_eq!(
@@ -478,7 +458,7 @@ async fn workers_retry_with_backoff_then_the_job_dies(store: &Store) {
                 }
             },
         );
-    let workers = Workers::start(store.clone(), registry, fast_workers());
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers());
     let refused = store
         .enqueue(NewJob::new("refused", json!(null)).max_attempts(3))
         .await
@@ -488,10 +468,10 @@ async fn workers_retry_with_backoff_then_the_job_dies(store: &Store) {
         .await
         .unwrap();
 
-    let dead = ended(store, refused).await;
+    let dead = lanes_tests::ended(store, refused).await;
     assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
     assert_eq!(dead.error.as_deref(), Some("the mail server said no"));
-    let sent = ended(store, lucky).await;
+    let sent = lanes_tests::ended(store, lucky).await;
     assert_eq!(
         (sent.state, sent.attempts, sent.result),
         (JobState::Succeeded, 2, Some(json!("sent")))
@@ -512,7 +492,7 @@ async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store
             }
             Ok::<_, String>(())
         });
-    let workers = Workers::start(store.clone(), registry, fast_workers());
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers());
     let once = |kind: &str, payload| NewJob::new(kind, payload).max_attempts(1);
     let slow = store
         .enqueue(once("slow", json!(null)).timeout(Duration::from_millis(100)))
@@ -533,14 +513,14 @@ async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store
         .unwrap();
 
     assert_eq!(
-        ended(store, slow).await.error.as_deref(),
+        lanes_tests::ended(store, slow).await.error.as_deref(),
         Some("timed out after 0.1 s")
     );
     assert_eq!(
-        ended(store, panics).await.error.as_deref(),
+        lanes_tests::ended(store, panics).await.error.as_deref(),
         Some("panicked: boom")
     );
-    let stale = ended(store, stale).await;
+    let stale = lanes_tests::ended(store, stale).await;
     assert_eq!(
         (stale.state, stale.attempts),
         (JobState::Dead, 1),
@@ -553,11 +533,14 @@ async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store
         )
     );
     assert_eq!(
-        ended(store, unknown).await.error.as_deref(),
+        lanes_tests::ended(store, unknown).await.error.as_deref(),
         Some("no job kind `resize_image` is registered in this worker")
     );
     // The worker went on.
-    assert_eq!(ended(store, fine).await.result, Some(json!(49)));
+    assert_eq!(
+        lanes_tests::ended(store, fine).await.result,
+        Some(json!(49))
+    );
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -567,7 +550,7 @@ async fn workers_stop_a_cancelled_job(store: &Store) {
         context.cancelled().await;
         Err::<(), _>(Cancelled)
     });
-    let config = fast_workers().lease(Duration::from_millis(300));
+    let config = lanes_tests::fast_workers().lease(Duration::from_millis(300));
     let workers = Workers::start(store.clone(), registry, config);
     let id = store
         .enqueue(NewJob::new("export", json!(null)))
@@ -577,7 +560,7 @@ async fn workers_stop_a_cancelled_job(store: &Store) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(store.cancel(id).await.unwrap(), Some(JobState::Running));
-    let job = ended(store, id).await;
+    let job = lanes_tests::ended(store, id).await;
     assert_eq!(job.state, JobState::Cancelled, "{job:?}");
     workers.shutdown(Duration::from_secs(5)).await;
 }
@@ -588,7 +571,11 @@ async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(store: &St
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok::<_, String>("rested")
     });
-    let workers = Workers::start(store.clone(), registry, fast_workers().concurrency(1));
+    let workers = Workers::start(
+        store.clone(),
+        registry,
+        lanes_tests::fast_workers().concurrency(1),
+    );
     let first = store
         .enqueue(NewJob::new("nap", json!(null)))
         .await

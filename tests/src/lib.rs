@@ -125,3 +125,24 @@ pub async fn drop_test_schemas(url: &str) {
             .expect("the schema is dropped");
     }
 }
+
+/// Workers that notice new jobs and retry within tens of milliseconds, so
+/// that job tests run fast.
+pub fn fast_workers() -> lanes::jobs::WorkerConfig {
+    lanes::jobs::WorkerConfig::default()
+        .concurrency(4)
+        .idle_wait(Duration::from_millis(50))
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+}
+
+/// Waits (up to 10 s) until the job reaches a final state, and returns it.
+pub async fn ended(store: &lanes::jobs::Store, id: lanes::jobs::JobId) -> lanes::jobs::Job {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = store.get(id).await.unwrap().expect("the job exists");
+        if job.state.is_final() || std::time::Instant::now() > deadline {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
