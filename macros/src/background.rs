@@ -14,7 +14,7 @@
 //!             Ok(job_attempt(__lanes_job(context, Json(to))))
 //!         })
 //!     }
-//!     const __LANES_JOB: JobKind = JobKind::new(NAME, "emails", attempts, timeout, __lanes_run);
+//!     const __LANES_JOB: JobKind = JobKind::new(NAME, Some("emails"), None, None, __lanes_run);
 //!     inventory::submit! { __LANES_JOB }
 //!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", &to))
 //! }
@@ -27,15 +27,10 @@ use syn::spanned::Spanned;
 use syn::{Block, FnArg, ReturnType, Signature, Token};
 
 use crate::args::LaneArgs;
-use crate::expand::{emit, site, timed_body};
+use crate::expand::{emit, option, site, timed_body};
 use crate::item::LaneFn;
 use crate::valid::is_job_context;
 use crate::{Lane, pattern, private};
-
-/// Attempts of a job when `retries` is not given: the first and two more.
-const DEFAULT_RETRIES: u32 = 2;
-/// How long one attempt may run when `timeout` is not given.
-const DEFAULT_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 
 pub(crate) fn expand(
     func: &LaneFn,
@@ -79,11 +74,17 @@ pub(crate) fn expand(
             quote!(::core::concat!(::core::module_path!(), "::", #ident))
         }
     };
-    let queue = args.queue.as_deref().unwrap_or("default");
-    let attempts = args.retries.unwrap_or(DEFAULT_RETRIES) + 1;
-    let timeout_ms = args.timeout.map_or(DEFAULT_TIMEOUT_MS, |t| {
-        u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
-    });
+    // Options not given are `None`: the runtime's `NewJob` holds the
+    // defaults.
+    let queue = option(args.queue.as_ref().map(|queue| quote!(#queue)));
+    let attempts = option(args.retries.map(|retries| {
+        let attempts = retries + 1;
+        quote!(#attempts)
+    }));
+    let timeout = option(args.timeout.map(|timeout| {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        quote!(::core::time::Duration::from_millis(#ms))
+    }));
 
     // The job fn as written; async bodies get the poll timer, sync ones run
     // on the blocking lane.
@@ -146,7 +147,7 @@ pub(crate) fn expand(
                 #name,
                 #queue,
                 #attempts,
-                ::core::time::Duration::from_millis(#timeout_ms),
+                #timeout,
                 __lanes_run,
             );
             #private::inventory::submit! { __LANES_JOB }

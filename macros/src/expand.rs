@@ -138,14 +138,19 @@ pub(crate) fn site(lane: Lane, ident: &Ident, args: &LaneArgs) -> TokenStream {
         Lane::IoBound => quote!(io_bound(#name)),
         Lane::CpuBound => quote!(cpu_bound(#name)),
         Lane::Blocking | Lane::Background => {
-            let limit = match args.limit {
-                Some(n) => quote!(::core::option::Option::Some(#n)),
-                None => quote!(::core::option::Option::None),
-            };
+            let limit = option(args.limit.map(|n| quote!(#n)));
             quote!(blocking(#name, #limit))
         }
     };
     quote!(static __LANES_SITE: #private::Site = #private::Site::#constructor;)
+}
+
+/// `value` as an `Option` expression of the generated code.
+pub(crate) fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
 }
 
 /// One hidden assertion per argument, spanned at its type, so that a type

@@ -209,7 +209,9 @@ impl Registry {
             registry
                 .kinds
                 .insert(kind.name.to_owned(), Arc::new(kind.run));
-            registry.queues.insert(kind.queue.to_owned());
+            if let Some(queue) = kind.queue {
+                registry.queues.insert(queue.to_owned());
+            }
         }
         registry
     }
