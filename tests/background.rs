@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use axum::Json;
 use axum::extract::Path;
 use axum::routing::post;
-use lanes::jobs::{JobContext, JobId, JobState, NewJob, Store, Workers};
+use lanes::jobs::{JobContext, JobState, NewJob, Store, Workers};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,11 +106,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let body: serde_json::Value = response.json().await.unwrap();
-    let id: JobId = body["id"].as_str().unwrap().parse().unwrap();
-    assert_eq!(location, format!("/jobs/{id}"));
+    let (id, location) = lanes_tests::accepted(response).await;
 
     // Queued with the attribute's options, before any worker runs.
     let job = store.get(id).await.unwrap().unwrap();
@@ -149,8 +145,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
         .send()
         .await
         .unwrap();
-    let body: serde_json::Value = response.json().await.unwrap();
-    let id: JobId = body["id"].as_str().unwrap().parse().unwrap();
+    let (id, _) = lanes_tests::accepted(response).await;
     let job = lanes_tests::ended(&store, id).await;
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.attempts, 2);
@@ -165,9 +160,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 202);
-    let body: serde_json::Value = response.json().await.unwrap();
-    let id: JobId = body["id"].as_str().unwrap().parse().unwrap();
+    let (id, _) = lanes_tests::accepted(response).await;
     let job = lanes_tests::ended(&store, id).await;
     assert_eq!(job.result, Some(serde_json::json!("core-2026.pdf")));
     let stats = lanes::stats();

@@ -68,17 +68,13 @@ async fn a_job_is_accepted_followed_to_its_end_and_kept() {
     let (base, _store, workers) = service(Registry::new().register("export", export)).await;
     let client = reqwest::Client::new();
 
-    let accepted = client
+    let response = client
         .post(format!("{base}/exports"))
         .body("acme")
         .send()
         .await
         .unwrap();
-    assert_eq!(accepted.status(), 202);
-    let location = accepted.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = accepted.json().await.unwrap();
-    let id = body["id"].as_str().unwrap();
-    assert_eq!(location, format!("/jobs/{id}"));
+    let (_, location) = lanes_tests::accepted(response).await;
 
     // Follow the events while the job runs; the stream ends with the job.
     let events = tokio::spawn(client.get(format!("{base}{location}/events")).send());
@@ -171,21 +167,14 @@ async fn a_job_is_accepted_followed_to_its_end_and_kept() {
 async fn delete_cancels_a_running_job() {
     let (base, store, workers) = service(Registry::new().register("export", endless_export)).await;
     let client = reqwest::Client::new();
-    let accepted = client
+    let response = client
         .post(format!("{base}/exports"))
         .body("globex")
         .send()
         .await
         .unwrap();
-    let location = accepted.headers()["location"].to_str().unwrap().to_owned();
-    while store
-        .get(location.trim_start_matches("/jobs/").parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .progress
-        < 50
-    {
+    let (id, location) = lanes_tests::accepted(response).await;
+    while store.get(id).await.unwrap().unwrap().progress < 50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cancel = client

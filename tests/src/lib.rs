@@ -146,3 +146,17 @@ pub async fn ended(store: &lanes::jobs::Store, id: lanes::jobs::JobId) -> lanes:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Checks the answer of a handler that enqueued a job (`202 Accepted`,
+/// `Location: /jobs/{id}`, `{"id": ...}`) and returns the id and location.
+pub async fn accepted(response: reqwest::Response) -> (lanes::jobs::JobId, String) {
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("a text Location")
+        .to_owned();
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    let id = body["id"].as_str().expect("an id in the body");
+    assert_eq!(location, format!("/jobs/{id}"));
+    (id.parse().expect("a job id"), location)
+}
