@@ -131,10 +131,39 @@ async fn a_full_memory_store_refuses_with_an_error() {
     store.enqueue(NewJob::new("a", json!(3))).await.unwrap();
 }
 
+/// A store kept across runtimes (a static, or one shared by `#[tokio::test]`s)
+/// goes on working when the runtime it first wrote from has shut down.
+#[test]
+fn a_sqlite_store_outlives_the_runtime_it_first_wrote_from() {
+    let backend = Sqlite(Default::default());
+    let runtime = || tokio::runtime::Runtime::new().unwrap();
+    let (store, first) = runtime().block_on(async {
+        let store = backend.fresh().await;
+        let id = store.enqueue(NewJob::new("a", json!(1))).await.unwrap();
+        (store, id)
+    });
+    runtime().block_on(async {
+        let second = store.enqueue(NewJob::new("a", json!(2))).await.unwrap();
+        assert_ne!(first, second);
+        let claimed = store.claim("default", "w", LEASE, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        for job in claimed {
+            assert!(
+                store
+                    .finish(job.id, "w", Finish::Succeeded(None))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(store.unfinished().await.unwrap(), 0);
+    });
+}
+
 async fn suite(backend: &impl Backend) {
     runs_and_keeps_the_result(&backend.fresh().await).await;
     retries_after_a_failure_then_dies(&backend.fresh().await).await;
     an_idempotency_key_returns_the_first_job(&backend.fresh().await).await;
+    concurrent_writes_each_get_their_own_answer(&backend.fresh().await).await;
     a_delayed_job_waits_its_time(&backend.fresh().await).await;
     a_lost_lease_hands_the_job_to_another_worker(&backend.fresh().await).await;
     cancels_waiting_and_running_jobs(&backend.fresh().await).await;
@@ -274,6 +303,47 @@ async fn an_idempotency_key_returns_the_first_job(store: &Store) {
     let claimed = store.claim("default", "w", LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].payload, json!(1));
+}
+
+/// The SQL stores write concurrent enqueues and finishes together, one
+/// statement a batch; each caller must still get its own answer.
+async fn concurrent_writes_each_get_their_own_answer(store: &Store) {
+    let enqueues = (0..60).map(|n| {
+        let job = NewJob::new("charge", json!(n));
+        // Every third one repeats one key: one job, one id for all twenty.
+        store.enqueue(if n % 3 == 0 {
+            job.idempotency_key("order-7")
+        } else {
+            job
+        })
+    });
+    let ids: Vec<_> = futures::future::try_join_all(enqueues).await.unwrap();
+    let keyed: HashSet<_> = ids.iter().step_by(3).collect();
+    assert_eq!(keyed.len(), 1, "one id for one idempotency key");
+    let all: HashSet<_> = ids.iter().collect();
+    assert_eq!(all.len(), 41, "forty plain jobs and the keyed one");
+    assert_eq!(store.unfinished().await.unwrap(), 41);
+
+    let claimed = store.claim("default", "w", LEASE, 100).await.unwrap();
+    assert_eq!(claimed.len(), 41);
+    // Every other finish comes from a worker that does not hold the job.
+    let finishes = claimed.iter().enumerate().map(|(n, job)| {
+        let worker = if n % 2 == 0 { "w" } else { "stranger" };
+        store.finish(job.id, worker, Finish::Succeeded(Some(json!(n))))
+    });
+    let recorded = futures::future::try_join_all(finishes).await.unwrap();
+    for (n, (job, recorded)) in claimed.iter().zip(recorded).enumerate() {
+        assert_eq!(recorded, n % 2 == 0, "finish {n} answered for its own job");
+        let status = store.get(job.id).await.unwrap().unwrap();
+        if recorded {
+            assert_eq!(
+                (status.state, status.result),
+                (JobState::Succeeded, Some(json!(n)))
+            );
+        } else {
+            assert_eq!(status.state, JobState::Running);
+        }
+    }
 }
 
 async fn a_delayed_job_waits_its_time(store: &Store) {

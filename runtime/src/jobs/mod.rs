@@ -29,6 +29,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
 pub(crate) mod kind;
 mod memory;
 mod routes;
@@ -248,7 +250,7 @@ pub enum Lease {
 }
 
 /// Why a store refused.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The in-memory store holds as many unfinished jobs as it may.

@@ -1,8 +1,10 @@
 //! The SQL stores, SQLite and PostgreSQL, through sqlx's `Any` driver: one
 //! schema and one set of statements; PostgreSQL adds `SKIP LOCKED` to
-//! claims and `NOTIFY` to enqueues.
+//! claims and `NOTIFY` to enqueues. Enqueues and finishes made at the same
+//! time are written together, one statement and one commit a batch
+//! (`batch.rs`); claims take up to a worker's free slots at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +12,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{OnceCell, watch};
 
+use super::batch::{Batcher, GroupWrite};
 use super::{Claimed, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, millis};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +25,19 @@ enum Dialect {
 
 #[derive(Clone, Debug)]
 pub(super) struct SqlStore {
+    db: Database,
+    /// Enqueues and finishes, each kind gathered into one statement.
+    inserts: Arc<Batcher<Insert>>,
+    endings: Arc<Batcher<Ending>>,
+    enqueued: Arc<watch::Sender<u64>>,
+    listening: Arc<OnceCell<()>>,
+    /// When each queue was last swept for expired leases.
+    swept: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+/// The connections and the dialect: what the batch writers need.
+#[derive(Clone, Debug)]
+struct Database {
     pool: AnyPool,
     /// What workers write: claims, renewals, progress and finishes. Losing
     /// the last of these in a crash only runs a job again once its lease
@@ -31,10 +47,6 @@ pub(super) struct SqlStore {
     dialect: Dialect,
     /// PostgreSQL: the URL and channel the wakeup listener uses.
     notify: Option<(String, String)>,
-    enqueued: Arc<watch::Sender<u64>>,
-    listening: Arc<OnceCell<()>>,
-    /// When each queue was last swept for expired leases.
-    swept: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -111,7 +123,13 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(database)?;
-        SqlStore::ready(pool.clone(), pool, Dialect::Sqlite, None).await
+        SqlStore::ready(Database {
+            pool: pool.clone(),
+            worker_pool: pool,
+            dialect: Dialect::Sqlite,
+            notify: None,
+        })
+        .await
     }
 
     #[cfg(feature = "postgres")]
@@ -160,87 +178,39 @@ impl SqlStore {
             .map_err(database)?;
         let channel = format!("lanes_jobs_{schema}");
         let notify = Some((url.to_owned(), channel));
-        SqlStore::ready(pool, worker_pool, Dialect::Postgres, notify).await
+        SqlStore::ready(Database {
+            pool,
+            worker_pool,
+            dialect: Dialect::Postgres,
+            notify,
+        })
+        .await
     }
 
-    async fn ready(
-        pool: AnyPool,
-        worker_pool: AnyPool,
-        dialect: Dialect,
-        notify: Option<(String, String)>,
-    ) -> Result<SqlStore, StoreError> {
+    async fn ready(db: Database) -> Result<SqlStore, StoreError> {
         for statement in SCHEMA {
             sqlx::query(statement)
-                .execute(&pool)
+                .execute(&db.pool)
                 .await
                 .map_err(database)?;
         }
         Ok(SqlStore {
-            pool,
-            worker_pool,
-            dialect,
-            notify,
+            inserts: Arc::new(Batcher::new(db.clone())),
+            endings: Arc::new(Batcher::new(db.clone())),
+            db,
             enqueued: Arc::new(watch::Sender::new(0)),
             listening: Arc::new(OnceCell::new()),
             swept: Arc::default(),
         })
     }
 
-    /// `$1`-numbered SQL in this store's dialect (SQLite numbers `?1`).
-    /// Every statement is a constant of this module; values are bound.
-    fn sql(&self, postgres: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(match self.dialect {
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => postgres.to_owned(),
-            #[cfg(feature = "sqlite")]
-            Dialect::Sqlite => postgres.replace('$', "?"),
-        })
-    }
-
-    pub(super) async fn enqueue(&self, new: NewJob) -> Result<JobId, StoreError> {
-        let id = JobId::random();
-        let now = millis::now();
-        let insert = "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
-             timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, $7, 0, 0, $8, $9, $9) \
-             ON CONFLICT (idempotency_key) DO NOTHING";
-        // On PostgreSQL the insert and its `NOTIFY` are one statement: one
-        // round trip and one commit, and a notification only when a row
-        // was added. (`pg_notify` returns `void`, which the `Any` driver
-        // cannot read; as text it is empty.)
-        let with_notify;
-        let statement = match &self.notify {
-            Some(_) => {
-                with_notify = format!(
-                    "WITH inserted AS ({insert} RETURNING queue) \
-                     SELECT pg_notify($10, queue)::text AS notified FROM inserted"
-                );
-                &with_notify
-            }
-            None => insert,
+    pub(super) async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
+        let insert = Insert {
+            id: JobId::random(),
+            job,
+            now: millis::now(),
         };
-        let mut query = sqlx::query(self.sql(statement))
-            .bind(id.to_string())
-            .bind(&new.kind)
-            .bind(&new.queue)
-            .bind(new.payload.to_string())
-            .bind(i64::from(new.max_attempts.max(1)))
-            .bind(millis_of(new.timeout))
-            .bind(new.run_at.map_or(now, millis::from))
-            .bind(&new.idempotency_key)
-            .bind(now);
-        if let Some((_, channel)) = &self.notify {
-            query = query.bind(channel);
-        }
-        let inserted = query.execute(&self.pool).await.map_err(database)?;
-        if inserted.rows_affected() == 0 {
-            let row = sqlx::query(self.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
-                .bind(&new.idempotency_key)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(database)?;
-            return job_id(&row, "id");
-        }
+        let id = self.inserts.write(insert).await?;
         self.enqueued.send_modify(|count| *count += 1);
         Ok(id)
     }
@@ -266,7 +236,7 @@ impl SqlStore {
             due
         };
         if sweep {
-            sqlx::query(self.sql(
+            sqlx::query(self.db.sql(
                 "UPDATE lanes_jobs SET state = 'dead', error = $1, worker = NULL, lease_until = NULL, \
                  finished_at = $2, updated_at = $2 \
                  WHERE queue = $3 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts",
@@ -274,11 +244,11 @@ impl SqlStore {
             .bind(super::LEASE_LOST)
             .bind(now)
             .bind(queue)
-            .execute(&self.worker_pool)
+            .execute(&self.db.worker_pool)
             .await
             .map_err(database)?;
         }
-        let skip_locked = match self.dialect {
+        let skip_locked = match self.db.dialect {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             #[cfg(feature = "sqlite")]
@@ -300,7 +270,7 @@ impl SqlStore {
                 break;
             }
             rows.extend(
-                sqlx::query(self.sql(&format!(
+                sqlx::query(self.db.sql(&format!(
                     "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
                      lease_until = $2, run_at = $3, updated_at = $3 \
                      WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = $4 AND {due} LIMIT $5{skip_locked}) \
@@ -311,7 +281,7 @@ impl SqlStore {
                 .bind(now)
                 .bind(queue)
                 .bind(i64::try_from(left).unwrap_or(i64::MAX))
-                .fetch_all(&self.worker_pool)
+                .fetch_all(&self.db.worker_pool)
                 .await
                 .map_err(database)?,
             );
@@ -339,7 +309,7 @@ impl SqlStore {
         lease: Duration,
     ) -> Result<Lease, StoreError> {
         let now = millis::now();
-        let row = sqlx::query(self.sql(
+        let row = sqlx::query(self.db.sql(
             "UPDATE lanes_jobs SET lease_until = $1, updated_at = $2 \
              WHERE id = $3 AND worker = $4 AND state = 'running' RETURNING cancel_requested",
         ))
@@ -347,7 +317,7 @@ impl SqlStore {
         .bind(now)
         .bind(id.to_string())
         .bind(worker)
-        .fetch_optional(&self.worker_pool)
+        .fetch_optional(&self.db.worker_pool)
         .await
         .map_err(database)?;
         Ok(match row {
@@ -364,7 +334,7 @@ impl SqlStore {
         percent: u8,
         message: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(self.sql(
+        let done = sqlx::query(self.db.sql(
             "UPDATE lanes_jobs SET progress = $1, message = $2, updated_at = $3 \
              WHERE id = $4 AND worker = $5 AND state = 'running'",
         ))
@@ -373,7 +343,7 @@ impl SqlStore {
         .bind(millis::now())
         .bind(id.to_string())
         .bind(worker)
-        .execute(&self.worker_pool)
+        .execute(&self.db.worker_pool)
         .await
         .map_err(database)?;
         Ok(done.rows_affected() == 1)
@@ -385,67 +355,37 @@ impl SqlStore {
         worker: &str,
         how: Finish,
     ) -> Result<bool, StoreError> {
-        let now = millis::now();
-        let (state, error, result, run_at, finished_at) = match how {
-            Finish::Succeeded(result) => (
-                JobState::Succeeded,
-                None,
-                result.map(|r| r.to_string()),
-                None,
-                Some(now),
-            ),
-            Finish::Retry { error, at } => (
-                JobState::Failed,
-                Some(error),
-                None,
-                Some(millis::from(at)),
-                None,
-            ),
-            Finish::Dead { error } => (JobState::Dead, Some(error), None, None, Some(now)),
-            Finish::Cancelled => (JobState::Cancelled, None, None, None, Some(now)),
+        let ending = Ending {
+            id,
+            worker: worker.to_owned(),
+            how,
         };
-        let done = sqlx::query(self.sql(
-            "UPDATE lanes_jobs SET state = $1, error = COALESCE($2, error), result = $3, \
-             run_at = COALESCE($4, run_at), finished_at = $5, worker = NULL, lease_until = NULL, \
-             updated_at = $6 WHERE id = $7 AND worker = $8 AND state = 'running'",
-        ))
-        .bind(state.as_str())
-        .bind(error)
-        .bind(result)
-        .bind(run_at)
-        .bind(finished_at)
-        .bind(now)
-        .bind(id.to_string())
-        .bind(worker)
-        .execute(&self.worker_pool)
-        .await
-        .map_err(database)?;
-        Ok(done.rows_affected() == 1)
+        self.endings.write(ending).await
     }
 
     pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
         let now = millis::now();
         let id = id.to_string();
-        sqlx::query(self.sql(
+        sqlx::query(self.db.sql(
             "UPDATE lanes_jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state IN ('queued', 'failed')",
         ))
         .bind(now)
         .bind(&id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await
         .map_err(database)?;
-        sqlx::query(self.sql(
+        sqlx::query(self.db.sql(
             "UPDATE lanes_jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2 AND state = 'running'",
         ))
         .bind(now)
         .bind(&id)
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await
         .map_err(database)?;
-        let row = sqlx::query(self.sql("SELECT state FROM lanes_jobs WHERE id = $1"))
+        let row = sqlx::query(self.db.sql("SELECT state FROM lanes_jobs WHERE id = $1"))
             .bind(&id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await
             .map_err(database)?;
         row.map(|row| state(&get::<String>(&row, "state")?))
@@ -453,33 +393,210 @@ impl SqlStore {
     }
 
     pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query(self.sql(
+        let row = sqlx::query(self.db.sql(
             "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
         ))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await
         .map_err(database)?;
         Ok(u64::try_from(get::<i64>(&row, "unfinished")?).unwrap_or(0))
     }
 
     pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(self.sql(&format!(
+        let row = sqlx::query(self.db.sql(&format!(
             "SELECT {JOB_COLUMNS} FROM lanes_jobs WHERE id = $1"
         )))
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await
         .map_err(database)?;
         row.map(|row| job(&row)).transpose()
     }
 
     pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
-        if let Some((url, channel)) = &self.notify {
+        if let Some((url, channel)) = &self.db.notify {
             self.listening
                 .get_or_try_init(|| listen(url.clone(), channel.clone(), self.enqueued.clone()))
                 .await?;
         }
         Ok(self.enqueued.subscribe())
+    }
+}
+
+impl Database {
+    /// `$1`-numbered SQL in this store's dialect (SQLite numbers `?1`).
+    /// Every statement is built in this module; values are bound.
+    fn sql(&self, postgres: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(match self.dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => postgres.to_owned(),
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => postgres.replace('$', "?"),
+        })
+    }
+}
+
+/// An enqueue, written with the others waiting.
+#[derive(Debug)]
+struct Insert {
+    id: JobId,
+    job: NewJob,
+    now: i64,
+}
+
+impl GroupWrite for Insert {
+    type Done = JobId;
+    type Target = Database;
+
+    /// One multi-row `INSERT`: one round trip and one commit. On
+    /// PostgreSQL it also notifies, in the same statement, and only for
+    /// rows it added (PostgreSQL sends one of identical notifications in
+    /// a transaction).
+    async fn write_all(db: &Database, inserts: &[Insert]) -> Result<Vec<JobId>, StoreError> {
+        const BOUND: usize = 9;
+        let rows: Vec<String> = (0..inserts.len())
+            .map(|row| {
+                let [id, kind, queue, payload, attempts, timeout, run_at, key, now] =
+                    std::array::from_fn(|column| format!("${}", row * BOUND + column + 1));
+                format!(
+                    "({id}, {kind}, {queue}, 'queued', {payload}, 0, {attempts}, {timeout}, {run_at}, \
+                     0, 0, {key}, {now}, {now})"
+                )
+            })
+            .collect();
+        let insert = format!(
+            "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
+             timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
+             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
+            rows.join(", ")
+        );
+        // `pg_notify` returns `void`, which the `Any` driver cannot read;
+        // as text it is empty.
+        let statement = match &db.notify {
+            Some(_) => format!(
+                "WITH inserted AS ({insert} RETURNING id, queue) \
+                 SELECT id, pg_notify(${}, queue)::text AS notified FROM inserted",
+                inserts.len() * BOUND + 1
+            ),
+            None => format!("{insert} RETURNING id"),
+        };
+        let mut query = sqlx::query(db.sql(&statement));
+        for Insert { id, job, now } in inserts {
+            query = query
+                .bind(id.to_string())
+                .bind(&job.kind)
+                .bind(&job.queue)
+                .bind(job.payload.to_string())
+                .bind(i64::from(job.max_attempts.max(1)))
+                .bind(millis_of(job.timeout))
+                .bind(job.run_at.map_or(*now, millis::from))
+                .bind(&job.idempotency_key)
+                .bind(*now);
+        }
+        if let Some((_, channel)) = &db.notify {
+            query = query.bind(channel);
+        }
+        let added = query
+            .fetch_all(&db.pool)
+            .await
+            .map_err(database)?
+            .iter()
+            .map(|row| job_id(row, "id"))
+            .collect::<Result<HashSet<JobId>, StoreError>>()?;
+        let mut ids = Vec::with_capacity(inserts.len());
+        for insert in inserts {
+            if added.contains(&insert.id) {
+                ids.push(insert.id);
+                continue;
+            }
+            // Its idempotency key was taken: the first job's id.
+            let row = sqlx::query(db.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
+                .bind(&insert.job.idempotency_key)
+                .fetch_one(&db.pool)
+                .await
+                .map_err(database)?;
+            ids.push(job_id(&row, "id")?);
+        }
+        Ok(ids)
+    }
+}
+
+/// How a worker's attempt ended, written with the others waiting.
+#[derive(Debug)]
+struct Ending {
+    id: JobId,
+    worker: String,
+    how: Finish,
+}
+
+impl GroupWrite for Ending {
+    /// Whether the worker still held the job (else nothing was recorded).
+    type Done = bool;
+    type Target = Database;
+
+    /// One `UPDATE ... FROM` a row per ending, on the worker pool.
+    async fn write_all(db: &Database, endings: &[Ending]) -> Result<Vec<bool>, StoreError> {
+        const BOUND: usize = 7;
+        let rows: Vec<String> = (0..endings.len())
+            .map(|row| {
+                let [id, worker, state, error, result, run_at, finished_at] =
+                    std::array::from_fn(|column| format!("${}", row * BOUND + column + 2));
+                format!(
+                    "SELECT {id} AS id, {worker} AS worker, {state} AS state, {error} AS error, \
+                     {result} AS result, {run_at} AS run_at, {finished_at} AS finished_at"
+                )
+            })
+            .collect();
+        let statement = format!(
+            "UPDATE lanes_jobs SET state = f.state, error = COALESCE(f.error, lanes_jobs.error), \
+             result = f.result, run_at = COALESCE(f.run_at, lanes_jobs.run_at), \
+             finished_at = f.finished_at, worker = NULL, lease_until = NULL, updated_at = $1 \
+             FROM ({}) AS f \
+             WHERE lanes_jobs.id = f.id AND lanes_jobs.worker = f.worker AND lanes_jobs.state = 'running' \
+             RETURNING lanes_jobs.id",
+            rows.join(" UNION ALL ")
+        );
+        let now = millis::now();
+        let mut query = sqlx::query(db.sql(&statement)).bind(now);
+        for Ending { id, worker, how } in endings {
+            let (state, error, result, run_at, finished_at) = match how {
+                Finish::Succeeded(result) => (
+                    JobState::Succeeded,
+                    None,
+                    result.as_ref().map(ToString::to_string),
+                    None,
+                    Some(now),
+                ),
+                Finish::Retry { error, at } => (
+                    JobState::Failed,
+                    Some(error),
+                    None,
+                    Some(millis::from(*at)),
+                    None,
+                ),
+                Finish::Dead { error } => (JobState::Dead, Some(error), None, None, Some(now)),
+                Finish::Cancelled => (JobState::Cancelled, None, None, None, Some(now)),
+            };
+            query = query
+                .bind(id.to_string())
+                .bind(worker)
+                .bind(state.as_str())
+                .bind(error)
+                .bind(result)
+                .bind(run_at)
+                .bind(finished_at);
+        }
+        let recorded = query
+            .fetch_all(&db.worker_pool)
+            .await
+            .map_err(database)?
+            .iter()
+            .map(|row| job_id(row, "id"))
+            .collect::<Result<HashSet<JobId>, StoreError>>()?;
+        Ok(endings
+            .iter()
+            .map(|ending| recorded.contains(&ending.id))
+            .collect())
     }
 }
 
