@@ -1,7 +1,8 @@
 //! The seed scenarios, naive vs hand-written vs lanes, measured side by side
-//! in one run: `cargo bench -p lanes-benches` rewrites `benches/RESULTS.md`;
+//! in one run: `cargo bench -p lanes-benches` rewrites `benches/RESULTS.md`
+//! and the isolation scenario's chart, `benches/health-under-cpu-load.svg`;
 //! `cargo bench -p lanes-benches -- burst isolation` runs some scenarios and
-//! only prints them.
+//! prints their tables (the chart is rewritten all the same).
 //!
 //! Each server runs on its own 2-worker tokio runtime and thread, like a
 //! service on our 2-core machines; the load comes from other threads of this
@@ -35,6 +36,14 @@ async fn health() -> &'static str {
 /// The naive handler: blocks its tokio worker for 100 ms.
 async fn sleep_inline() -> &'static str {
     std::thread::sleep(Duration::from_millis(100));
+    "slept"
+}
+
+/// The hand-written fix: the same body sent to tokio's blocking pool.
+async fn sleep_spawn_blocking() -> &'static str {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(100)))
+        .await
+        .expect("the sleep does not panic");
     "slept"
 }
 
@@ -76,6 +85,7 @@ fn app() -> Router {
         .route("/health-plain", get(health_plain))
         .route("/health", get(health))
         .route("/sleep/inline", get(sleep_inline))
+        .route("/sleep/spawn-blocking", get(sleep_spawn_blocking))
         .route("/sleep/lanes", get(sleep_lanes))
         .route("/cpu/inline", get(cpu_inline))
         .route("/cpu/spawn-blocking", get(cpu_spawn_blocking))
@@ -200,12 +210,12 @@ fn burst(report: &mut String) {
         report,
         "All requests sent at once on open connections; time until the last answer, median of \
          {RUNS} runs. The inline handler is a plain `async fn` calling `std::thread::sleep`; the \
-         lanes handler is the same body as a `#[blocking] fn`. Server: {SERVER_WORKERS} tokio \
-         workers.\n"
+         hand-written one sends the sleep to `tokio::task::spawn_blocking`; the lanes handler is \
+         the same body as a `#[blocking] fn`. Server: {SERVER_WORKERS} tokio workers.\n"
     )
     .unwrap();
-    writeln!(report, "| concurrent requests | inline `async fn` | `#[blocking]` | inline / 100 ms | `#[blocking]` / 100 ms | target: `#[blocking]` within 15% of 100 ms |").unwrap();
-    writeln!(report, "|---|---|---|---|---|---|").unwrap();
+    writeln!(report, "| concurrent requests | inline `async fn` | hand-written `spawn_blocking` | `#[blocking]` | inline / 100 ms | `#[blocking]` / 100 ms | target: `#[blocking]` within 15% of 100 ms |").unwrap();
+    writeln!(report, "|---|---|---|---|---|---|---|").unwrap();
     for n in [10, 100] {
         let server = Server::start();
         let time = |path: &'static str| {
@@ -219,12 +229,14 @@ fn burst(report: &mut String) {
             Duration::from_secs_f64(median(runs))
         };
         let lanes = time("/sleep/lanes");
+        let spawn_blocking = time("/sleep/spawn-blocking");
         let inline = time("/sleep/inline");
         let one = 0.1;
         writeln!(
             report,
-            "| {n} | {} | {} | {:.1}x | {:.2}x | {} |",
+            "| {n} | {} | {} | {} | {:.1}x | {:.2}x | {} |",
             ms(inline),
+            ms(spawn_blocking),
             ms(lanes),
             inline.as_secs_f64() / one,
             lanes.as_secs_f64() / one,
@@ -239,10 +251,14 @@ const LOAD_CLIENTS: usize = 8;
 const ISOLATION_LENGTH: Duration = Duration::from_secs(5);
 const PROBE_PAUSE: Duration = Duration::from_millis(5);
 
-/// How long one probe connection waits for `/health` while 8 closed-loop
-/// clients hit `path` (none: idle): the probe's latencies, and the answers
-/// the CPU route gave.
-fn health_under_load(addr: SocketAddr, path: Option<&'static str>) -> (Vec<Duration>, Option<u64>) {
+/// How long one probe connection waits for `/health` while `clients`
+/// closed-loop clients hit `path` (none: idle): the probe's latencies, and
+/// the answers the CPU route gave.
+fn health_under_load(
+    addr: SocketAddr,
+    path: Option<&'static str>,
+    clients: usize,
+) -> (Vec<Duration>, Option<u64>) {
     // The probe has a thread of its own, so the load clients never delay it.
     let probing = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -252,34 +268,62 @@ fn health_under_load(addr: SocketAddr, path: Option<&'static str>) -> (Vec<Durat
         runtime.block_on(load::probe(addr, "/health", PROBE_PAUSE, ISOLATION_LENGTH))
     });
     let answers = path.map(|path| {
-        client_runtime(1).block_on(load::closed_loop(
-            addr,
-            path,
-            LOAD_CLIENTS,
-            ISOLATION_LENGTH,
-        ))
+        client_runtime(1).block_on(load::closed_loop(addr, path, clients, ISOLATION_LENGTH))
     });
     (probing.join().expect("the probe ends"), answers)
 }
 
-/// `/health` latency while 8 clients load a 20 ms CPU route.
+/// The `/health` probe's figures under one load.
+struct Probed {
+    probes: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    /// The CPU route's answers per second (none when idle).
+    answers: Option<f64>,
+}
+
+fn probed(addr: SocketAddr, path: Option<&'static str>, clients: usize) -> Probed {
+    let (mut latencies, answers) = health_under_load(addr, path, clients);
+    Probed {
+        probes: latencies.len(),
+        p50: load::quantile(&mut latencies, 0.50),
+        p99: load::quantile(&mut latencies, 0.99),
+        max: load::quantile(&mut latencies, 1.0),
+        answers: answers.map(|a| a as f64 / ISOLATION_LENGTH.as_secs_f64()),
+    }
+}
+
+/// The CPU route under each strategy: (name in the tables, name in the
+/// chart, path).
+const CPU_STRATEGIES: [(&str, &str, &str); 3] = [
+    ("inline `async fn`", "inline async fn", "/cpu/inline"),
+    (
+        "hand-written `spawn_blocking`",
+        "hand-written spawn_blocking",
+        "/cpu/spawn-blocking",
+    ),
+    ("`#[cpu_bound]`", "#[cpu_bound]", "/cpu/lanes"),
+];
+
+/// The CPU loads of the sweep, in closed-loop clients; the last is the
+/// isolation table's.
+const SWEEP: [usize; 3] = [2, 4, LOAD_CLIENTS];
+
+/// Where the chart of `/health` p99 against CPU load goes.
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/health-under-cpu-load.svg");
+
+/// `/health` latency while clients load a 20 ms CPU route: 2, 4 and 8
+/// clients, each strategy in turn at each load, so that a noisy moment hits
+/// them alike; the table at 8 clients, and the chart of the sweep.
 fn isolation(report: &mut String) {
     calibrate(Duration::from_millis(20));
     let server = Server::start();
-    let mut rows = Vec::new();
-    for (name, path) in [
-        ("idle (no load)", None),
-        ("inline `async fn`", Some("/cpu/inline")),
-        ("hand-written `spawn_blocking`", Some("/cpu/spawn-blocking")),
-        ("`#[cpu_bound]`", Some("/cpu/lanes")),
-    ] {
-        let (mut latencies, answers) = health_under_load(server.addr, path);
-        let p50 = load::quantile(&mut latencies, 0.50);
-        let p99 = load::quantile(&mut latencies, 0.99);
-        let max = load::quantile(&mut latencies, 1.0);
-        let throughput = answers.map(|a| a as f64 / ISOLATION_LENGTH.as_secs_f64());
-        rows.push((name, latencies.len(), p50, p99, max, throughput));
-    }
+    let idle = probed(server.addr, None, 0);
+    let sweep: Vec<[Probed; 3]> = SWEEP
+        .iter()
+        .map(|&clients| CPU_STRATEGIES.map(|(_, _, path)| probed(server.addr, Some(path), clients)))
+        .collect();
     writeln!(
         report,
         "## Isolation: `/health` while 8 clients load a 20 ms CPU route\n"
@@ -287,10 +331,11 @@ fn isolation(report: &mut String) {
     .unwrap();
     writeln!(
         report,
-        "One probe connection GETs `/health` every {} ms for {} s on a thread of its own, while 8 \
-         closed-loop clients hit the CPU route ({} iterations of a hash loop, calibrated to 20 ms \
-         on one idle core). Server: {SERVER_WORKERS} tokio workers; `#[cpu_bound]` runs on the \
-         CPU lane's default pool (one thread per core, 10 steps of `nice` lower).\n",
+        "One probe connection GETs `/health` every {} ms for {} s on a thread of its own, while \
+         {LOAD_CLIENTS} closed-loop clients hit the CPU route ({} iterations of a hash loop, \
+         calibrated to 20 ms on one idle core). Server: {SERVER_WORKERS} tokio workers; \
+         `#[cpu_bound]` runs on the CPU lane's default pool (one thread per core, 10 steps of \
+         `nice` lower).\n",
         PROBE_PAUSE.as_millis(),
         ISOLATION_LENGTH.as_secs(),
         WORK_ITERATIONS.load(Ordering::Relaxed),
@@ -302,22 +347,26 @@ fn isolation(report: &mut String) {
     )
     .unwrap();
     writeln!(report, "|---|---|---|---|---|---|").unwrap();
-    for (name, count, p50, p99, max, throughput) in &rows {
-        let throughput = throughput.map_or("-".to_owned(), |t| format!("{t:.1}"));
+    let at_eight = sweep.last().expect("the sweep ran");
+    let rows = std::iter::once(("idle (no load)", &idle))
+        .chain(CPU_STRATEGIES.iter().map(|s| s.0).zip(at_eight));
+    for (name, probe) in rows {
+        let throughput = probe.answers.map_or("-".to_owned(), |t| format!("{t:.1}"));
         writeln!(
             report,
-            "| {name} | {count} | {} | {} | {} | {throughput} |",
-            ms(*p50),
-            ms(*p99),
-            ms(*max)
+            "| {name} | {} | {} | {} | {} | {throughput} |",
+            probe.probes,
+            ms(probe.p50),
+            ms(probe.p99),
+            ms(probe.max)
         )
         .unwrap();
     }
-    let (idle, inline, spawn_blocking, lanes) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    let [inline, spawn_blocking, lanes] = at_eight;
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    let lanes_throughput = lanes.5.unwrap_or(0.0) / inline.5.unwrap_or(f64::NAN);
-    let lanes_vs_idle = ratio(lanes.3, idle.3);
-    let lanes_vs_spawn_blocking = ratio(lanes.3, spawn_blocking.3);
+    let lanes_throughput = lanes.answers.unwrap_or(0.0) / inline.answers.unwrap_or(f64::NAN);
+    let lanes_vs_idle = ratio(lanes.p99, idle.p99);
+    let lanes_vs_spawn_blocking = ratio(lanes.p99, spawn_blocking.p99);
     targets(
         report,
         &[
@@ -338,6 +387,107 @@ fn isolation(report: &mut String) {
             ),
         ],
     );
+
+    writeln!(report, "### `/health` p99 against CPU load\n").unwrap();
+    writeln!(
+        report,
+        "The same probe at 0 (idle), 2, 4 and 8 clients on the CPU route, {} s a point; the chart \
+         is [`health-under-cpu-load.svg`](health-under-cpu-load.svg).\n\n\
+         ![/health p99 against CPU load](health-under-cpu-load.svg)\n",
+        ISOLATION_LENGTH.as_secs()
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| CPU clients | {} |\n|---|---|---|---|",
+        CPU_STRATEGIES.map(|s| s.0).join(" | ")
+    )
+    .unwrap();
+    let idle_p99 = ms(idle.p99);
+    writeln!(report, "| 0 | {idle_p99} | {idle_p99} | {idle_p99} |").unwrap();
+    for (clients, probes) in SWEEP.iter().zip(&sweep) {
+        let p99s = probes.each_ref().map(|probe| ms(probe.p99));
+        writeln!(report, "| {clients} | {} |", p99s.join(" | ")).unwrap();
+    }
+    writeln!(report).unwrap();
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = CPU_STRATEGIES
+        .iter()
+        .enumerate()
+        .map(|(strategy, (_, name, _))| {
+            let points = std::iter::once((0.0, idle.p99))
+                .chain(
+                    SWEEP
+                        .iter()
+                        .zip(&sweep)
+                        .map(|(&c, p)| (c as f64, p[strategy].p99)),
+                )
+                .map(|(clients, p99)| (clients, p99.as_secs_f64() * 1e3))
+                .collect();
+            (*name, points)
+        })
+        .collect();
+    chart(CHART, &lines).expect("the chart is written");
+}
+
+/// Draws `/health` p99 (ms, on a log scale) against the CPU clients, a
+/// line for each strategy, as SVG.
+fn chart(path: &str, lines: &[(&str, Vec<(f64, f64)>)]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+
+    let highest = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    let lowest = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(highest, f64::min);
+    let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "/health p99 while clients load a 20 ms CPU route",
+            ("sans-serif", 20),
+        )
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            -0.2f64..(LOAD_CLIENTS as f64 + 0.2),
+            (lowest / 2.0..highest * 2.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("closed-loop clients on the CPU route")
+        .y_desc("/health p99, ms (log scale)")
+        .x_labels(LOAD_CLIENTS + 1)
+        .x_label_formatter(&|clients| format!("{clients:.0}"))
+        .draw()?;
+    // Colours that stay apart for readers with red-green colour blindness.
+    let colors = [
+        RGBColor(213, 94, 0),
+        RGBColor(0, 114, 178),
+        RGBColor(0, 158, 115),
+    ];
+    for ((name, points), color) in lines.iter().zip(colors) {
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(
+            points
+                .iter()
+                .map(|&point| Circle::new(point, 4, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// The environment variable that makes this bench a child measuring
@@ -352,7 +502,7 @@ fn priority_child(nice: i32) {
         .expect("the child configures the lanes first");
     calibrate(Duration::from_millis(20));
     let server = Server::start();
-    let (mut latencies, _) = health_under_load(server.addr, Some("/cpu/lanes"));
+    let (mut latencies, _) = health_under_load(server.addr, Some("/cpu/lanes"), LOAD_CLIENTS);
     let mut micros = |q| load::quantile(&mut latencies, q).as_micros();
     println!(
         "{} {} {} {}",
