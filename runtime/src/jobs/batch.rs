@@ -59,21 +59,25 @@ impl<W: GroupWrite> Batcher<W> {
     pub(super) async fn write(&self, write: W) -> Result<W::Done, StoreError> {
         let (answer, answered) = oneshot::channel();
         let mut request = (write, answer);
-        loop {
-            let writer = self.writer();
-            match writer.send(request).await {
-                Ok(()) => break,
-                // The writer ended with the runtime it ran on (a store
-                // kept across runtimes, as in tests): start another.
+        // A writer ends with the runtime it ran on (a store kept across
+        // runtimes, as in tests): then one is started on this runtime.
+        for _ in 0..2 {
+            match self.writer().send(request).await {
+                Ok(()) => {
+                    return answered.await.unwrap_or_else(|_| {
+                        Err(StoreError::Database(
+                            "the job store's writer stopped before the write was answered \
+                             (its runtime shut down)"
+                                .to_owned(),
+                        ))
+                    });
+                }
                 Err(mpsc::error::SendError(unsent)) => request = unsent,
             }
         }
-        answered.await.unwrap_or_else(|_| {
-            Err(StoreError::Database(
-                "the job store's writer stopped before the write was answered (its runtime shut down)"
-                    .to_owned(),
-            ))
-        })
+        Err(StoreError::Database(
+            "the job store's writer could not start: this runtime is shutting down".to_owned(),
+        ))
     }
 
     /// The running writer, or a new one on this runtime.

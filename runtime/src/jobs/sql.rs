@@ -436,6 +436,26 @@ impl Database {
     }
 }
 
+/// The numbered placeholders of `rows` rows of `N` values each, from
+/// `$first` on, a row at a time.
+fn placeholders<const N: usize>(rows: usize, first: usize) -> impl Iterator<Item = [String; N]> {
+    (0..rows).map(move |row| std::array::from_fn(|column| format!("${}", first + row * N + column)))
+}
+
+/// The ids in the `id` column of the rows `query` returns.
+async fn returned_ids(
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    pool: &AnyPool,
+) -> Result<HashSet<JobId>, StoreError> {
+    query
+        .fetch_all(pool)
+        .await
+        .map_err(database)?
+        .iter()
+        .map(|row| job_id(row, "id"))
+        .collect()
+}
+
 /// An enqueue, written with the others waiting.
 #[derive(Debug)]
 struct Insert {
@@ -453,11 +473,9 @@ impl GroupWrite for Insert {
     /// rows it added (PostgreSQL sends one of identical notifications in
     /// a transaction).
     async fn write_all(db: &Database, inserts: &[Insert]) -> Result<Vec<JobId>, StoreError> {
-        const BOUND: usize = 9;
-        let rows: Vec<String> = (0..inserts.len())
-            .map(|row| {
-                let [id, kind, queue, payload, attempts, timeout, run_at, key, now] =
-                    std::array::from_fn(|column| format!("${}", row * BOUND + column + 1));
+        const VALUES: usize = 9;
+        let rows: Vec<String> = placeholders::<VALUES>(inserts.len(), 1)
+            .map(|[id, kind, queue, payload, attempts, timeout, run_at, key, now]| {
                 format!(
                     "({id}, {kind}, {queue}, 'queued', {payload}, 0, {attempts}, {timeout}, {run_at}, \
                      0, 0, {key}, {now}, {now})"
@@ -476,7 +494,7 @@ impl GroupWrite for Insert {
             Some(_) => format!(
                 "WITH inserted AS ({insert} RETURNING id, queue) \
                  SELECT id, pg_notify(${}, queue)::text AS notified FROM inserted",
-                inserts.len() * BOUND + 1
+                inserts.len() * VALUES + 1
             ),
             None => format!("{insert} RETURNING id"),
         };
@@ -496,13 +514,7 @@ impl GroupWrite for Insert {
         if let Some((_, channel)) = &db.notify {
             query = query.bind(channel);
         }
-        let added = query
-            .fetch_all(&db.pool)
-            .await
-            .map_err(database)?
-            .iter()
-            .map(|row| job_id(row, "id"))
-            .collect::<Result<HashSet<JobId>, StoreError>>()?;
+        let added = returned_ids(query, &db.pool).await?;
         let mut ids = Vec::with_capacity(inserts.len());
         for insert in inserts {
             if added.contains(&insert.id) {
@@ -536,11 +548,9 @@ impl GroupWrite for Ending {
 
     /// One `UPDATE ... FROM` a row per ending, on the worker pool.
     async fn write_all(db: &Database, endings: &[Ending]) -> Result<Vec<bool>, StoreError> {
-        const BOUND: usize = 7;
-        let rows: Vec<String> = (0..endings.len())
-            .map(|row| {
-                let [id, worker, state, error, result, run_at, finished_at] =
-                    std::array::from_fn(|column| format!("${}", row * BOUND + column + 2));
+        // `$1` is the time of the update.
+        let rows: Vec<String> = placeholders(endings.len(), 2)
+            .map(|[id, worker, state, error, result, run_at, finished_at]| {
                 format!(
                     "SELECT {id} AS id, {worker} AS worker, {state} AS state, {error} AS error, \
                      {result} AS result, {run_at} AS run_at, {finished_at} AS finished_at"
@@ -586,13 +596,7 @@ impl GroupWrite for Ending {
                 .bind(run_at)
                 .bind(finished_at);
         }
-        let recorded = query
-            .fetch_all(&db.worker_pool)
-            .await
-            .map_err(database)?
-            .iter()
-            .map(|row| job_id(row, "id"))
-            .collect::<Result<HashSet<JobId>, StoreError>>()?;
+        let recorded = returned_ids(query, &db.worker_pool).await?;
         Ok(endings
             .iter()
             .map(|ending| recorded.contains(&ending.id))
