@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use lanes::jobs::{JobContext, Store, StoreError, WorkerConfig, Workers};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// The users' database, in the data folder: written by sqlx, read by sqlx
@@ -85,7 +85,9 @@ impl Showcase {
         let users = SqlitePool::connect_with(
             SqliteConnectOptions::new()
                 .filename(data.join(USERS_DB))
-                .create_if_missing(true),
+                .create_if_missing(true)
+                // Reports read it with rusqlite while sign-ups write.
+                .journal_mode(SqliteJournalMode::Wal),
         )
         .await
         .map_err(|e| cannot_open("the users' database", e))?;
