@@ -251,14 +251,20 @@ const LOAD_CLIENTS: usize = 8;
 const ISOLATION_LENGTH: Duration = Duration::from_secs(5);
 const PROBE_PAUSE: Duration = Duration::from_millis(5);
 
+/// The `/health` probe's figures under one load.
+struct Probed {
+    probes: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    /// The CPU route's answers per second (none when idle).
+    answers: Option<f64>,
+}
+
 /// How long one probe connection waits for `/health` while `clients`
-/// closed-loop clients hit `path` (none: idle): the probe's latencies, and
-/// the answers the CPU route gave.
-fn health_under_load(
-    addr: SocketAddr,
-    path: Option<&'static str>,
-    clients: usize,
-) -> (Vec<Duration>, Option<u64>) {
+/// closed-loop clients hit `path` (none: idle), and how often the CPU
+/// route answered.
+fn probed(addr: SocketAddr, path: Option<&'static str>, clients: usize) -> Probed {
     // The probe has a thread of its own, so the load clients never delay it.
     let probing = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -270,21 +276,7 @@ fn health_under_load(
     let answers = path.map(|path| {
         client_runtime(1).block_on(load::closed_loop(addr, path, clients, ISOLATION_LENGTH))
     });
-    (probing.join().expect("the probe ends"), answers)
-}
-
-/// The `/health` probe's figures under one load.
-struct Probed {
-    probes: usize,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-    /// The CPU route's answers per second (none when idle).
-    answers: Option<f64>,
-}
-
-fn probed(addr: SocketAddr, path: Option<&'static str>, clients: usize) -> Probed {
-    let (mut latencies, answers) = health_under_load(addr, path, clients);
+    let mut latencies = probing.join().expect("the probe ends");
     Probed {
         probes: latencies.len(),
         p50: load::quantile(&mut latencies, 0.50),
@@ -502,14 +494,13 @@ fn priority_child(nice: i32) {
         .expect("the child configures the lanes first");
     calibrate(Duration::from_millis(20));
     let server = Server::start();
-    let (mut latencies, _) = health_under_load(server.addr, Some("/cpu/lanes"), LOAD_CLIENTS);
-    let mut micros = |q| load::quantile(&mut latencies, q).as_micros();
+    let probe = probed(server.addr, Some("/cpu/lanes"), LOAD_CLIENTS);
     println!(
         "{} {} {} {}",
-        micros(0.5),
-        micros(0.99),
-        micros(1.0),
-        latencies.len()
+        probe.p50.as_micros(),
+        probe.p99.as_micros(),
+        probe.max.as_micros(),
+        probe.probes
     );
 }
 
