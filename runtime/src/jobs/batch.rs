@@ -67,7 +67,7 @@ impl<W: GroupWrite> Batcher<W> {
                     return answered.await.unwrap_or_else(|_| {
                         Err(StoreError::Database(
                             "the job store's writer stopped before the write was answered \
-                             (its runtime shut down)"
+                             (its runtime shut down, or it panicked)"
                                 .to_owned(),
                         ))
                     });
