@@ -12,6 +12,9 @@
 //!
 //! # Built-in rules (by id) or calls (by path, `.method` for methods) never flagged.
 //! allow = ["std::fs::metadata", "thread-join"]
+//!
+//! # The project's own offloaders: their closure arguments are not checked.
+//! offload = ["crate::pool::run_sync", ".in_worker"]
 //! ```
 
 use std::collections::HashMap;
@@ -36,6 +39,10 @@ pub struct Config {
     pub blocking: Vec<CustomRule>,
     #[serde(default)]
     pub allow: Vec<String>,
+    /// The project's own offloading APIs, whose closure arguments run on
+    /// another thread: paths (`my_pool::run`) or methods (`.run_sync`).
+    #[serde(default)]
+    pub offload: Vec<String>,
 }
 
 /// One extra blocking call.

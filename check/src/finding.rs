@@ -34,13 +34,27 @@ impl Scope {
     }
 }
 
+/// How sure a finding is that the server stalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A blocking call: the macros refuse it, the audit fails on it.
+    Error,
+    /// Usually short (a path stat on a local disk): the audit reports it,
+    /// the macros let it pass.
+    Warning,
+}
+
 /// One mistake found in a body: the tokens to underline and what to say.
 #[derive(Clone, Debug)]
 pub struct Finding {
     /// The rule id (`thread-sleep`, `await-in-sync-lane`, a `lanes.toml`
-    /// path, ..).
+    /// path, ..): what `allow` in `lanes.toml` takes.
     pub rule: String,
+    /// What blocks and what to do instead; a call into a helper of the
+    /// crate carries the way down to the blocking line.
     pub message: String,
+    pub severity: Severity,
     /// First and last token of the offending code, so the error underlines
     /// all of it.
     pub start: Span,
@@ -52,8 +66,22 @@ impl Finding {
         Finding {
             rule: rule.into(),
             message,
+            severity: Severity::Error,
             start,
             end,
+        }
+    }
+
+    pub(crate) fn with_severity(self, severity: Severity) -> Self {
+        Finding { severity, ..self }
+    }
+
+    /// The message with the rule id that `allow` takes, for the findings
+    /// that can be allowed.
+    pub fn message_with_rule(&self) -> String {
+        match self.rule.as_str() {
+            "await-in-sync-lane" | "allow-without-reason" => self.message.clone(),
+            rule => format!("{} [lanes::{rule}]", self.message),
         }
     }
 
@@ -65,6 +93,6 @@ impl Finding {
             .into_iter()
             .map(|span| TokenTree::Ident(Ident::new("x", span)))
             .collect();
-        syn::Error::new_spanned(ends, &self.message)
+        syn::Error::new_spanned(ends, self.message_with_rule())
     }
 }

@@ -1,5 +1,6 @@
-//! The rule engine behind `lanes`: what counts as a blocking call, found in a
-//! fn body by path and shape (a macro sees tokens, not types).
+//! The rule engine behind `lanes`: what counts as a blocking call, found in
+//! a fn body by path and shape, with names resolved through the crate model
+//! and calls followed into the crate's own sync helpers.
 //!
 //! Shared by the `lanes` attribute macros and by `cargo lanes audit`, so the
 //! two always agree. The rules are DESIGN.md's "What counts as blocking";
@@ -8,14 +9,18 @@
 mod config;
 mod escape;
 mod finding;
+mod flow;
+mod model;
+mod resolve;
 mod rules;
 mod visit;
 
 pub use config::{Config, ConfigError, CustomRule, DIR_ENV, FILE_NAME};
 pub use escape::{is_allow_attr, strip_allow_attrs};
-pub use finding::{Finding, Scope};
-pub use rules::{BUILTIN, Kind, Matcher, Rule};
-pub use visit::{awaits, scan};
+pub use finding::{Finding, Scope, Severity};
+pub use model::{LoadError, Model, Package, Place, Root, SourceFile, for_macro};
+pub use rules::{BUILTIN, Kind, Matcher, Origin, Rule};
+pub use visit::{awaits, check, scan};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,11 @@
 //! The built-in rule table: what counts as blocking, as data.
 //!
-//! A macro sees tokens, not types, so every rule matches a path or a call
-//! shape. The table is grouped by the headings of DESIGN.md's "What counts as
-//! blocking".
+//! The rules see paths and call shapes, not types. A path resolved through
+//! the crate model (`fs::read` after `use std::fs;`) must equal a rule's
+//! path; one that nothing in scope explains is matched as written, by
+//! suffix. A method on a std handle is recognised by where the handle came
+//! from ([`Origin`]). The table is grouped by the headings of DESIGN.md's
+//! "What counts as blocking".
 
 /// What a rule is about; decides which lanes it applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +15,40 @@ pub enum Kind {
     Blocking,
     /// Known CPU-heavy calls: wrong on a tokio worker, right on `#[cpu_bound]`.
     CpuHeavy,
+    /// A stat of a path (`Path::exists`, `.metadata()`): blocking, but short
+    /// on a local disk; the audit reports it as a warning, the macros let it
+    /// pass.
+    PathStat,
+}
+
+/// A std handle made in the body (or held by a field or argument of a
+/// known type), whose methods block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `std::process::Command::new(..)` and its builder methods.
+    Command,
+    /// What `Command::spawn` returns.
+    Child,
+    /// A std thread's `JoinHandle` (`std::thread::spawn`, `Builder::spawn`).
+    Thread,
+    /// `std::thread::Builder`, until it spawns.
+    ThreadBuilder,
+    /// `std::net::TcpListener`.
+    Listener,
+    /// `std::net::TcpStream`, or a stream a std listener accepted.
+    Socket,
+    /// `std::fs::File`.
+    File,
+    /// `std::fs::OpenOptions` (also `File::options()`), until it opens.
+    OpenOptions,
+    /// `std::io::stdin()` or its lock.
+    Stdin,
+    /// The receiving half of a `std::sync::mpsc` channel.
+    Receiver,
+    /// `tar::Archive`.
+    TarArchive,
+    /// `redis::Client`, whose `get_connection` connects synchronously.
+    RedisClient,
 }
 
 /// How a rule recognises a call.
@@ -33,9 +70,15 @@ pub enum Matcher {
         name: &'static str,
         args: Option<usize>,
     },
-    /// A method call on a value built by `std::process::Command::new(..)`,
-    /// either in the same chain or through a `let` binding.
-    CommandMethod(&'static str),
+    /// A method call on a std handle: built in the same chain, bound by a
+    /// `let`, or a field or argument of a known std type.
+    OriginMethod {
+        origins: &'static [Origin],
+        names: &'static [&'static str],
+    },
+    /// A method of diesel's synchronous `RunQueryDsl` (`.load(conn)`),
+    /// in a module that uses diesel and not diesel-async.
+    DieselQuery(&'static [&'static str]),
 }
 
 /// One built-in rule.
@@ -105,31 +148,77 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "stdin",
         kind: Kind::Blocking,
-        matcher: Matcher::Path {
-            path: &["std", "io", "stdin"],
-            min: 2,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Stdin],
+            names: &["read_line", "lines", "read_to_string", "read_to_end", "read", "read_exact", "bytes"],
         },
-        call: "`std::io::stdin`",
+        call: "reading `std::io::stdin` (`.{name}`)",
         fix: fix!("use `tokio::io::stdin()` and `.await` its reads"),
+    },
+    Rule {
+        id: "file-open",
+        kind: Kind::Blocking,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::OpenOptions],
+            names: &["open"],
+        },
+        call: "`std::fs::OpenOptions::open`",
+        fix: fix!("use `tokio::fs::OpenOptions` and `.open(..).await`"),
+    },
+    Rule {
+        id: "std-fs",
+        kind: Kind::Blocking,
+        matcher: Matcher::PathPrefix(&["fs_err"]),
+        call: "`{path}`",
+        fix: fix!("use `fs_err::tokio::{name}(..).await` (or `tokio::fs`)"),
+    },
+    Rule {
+        id: "std-io",
+        kind: Kind::Blocking,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::File, Origin::Socket],
+            names: &[
+                "read_to_end",
+                "read_to_string",
+                "read_exact",
+                "write_all",
+                "sync_all",
+                "sync_data",
+                "set_len",
+                "read_at",
+                "write_at",
+            ],
+        },
+        call: "`.{name}(..)` on a std file or socket",
+        fix: fix!("open it with `tokio::fs::File` or `tokio::net::TcpStream` and `.await` the `AsyncReadExt`/`AsyncWriteExt` call"),
     },
     Rule {
         id: "process-output",
         kind: Kind::Blocking,
-        matcher: Matcher::CommandMethod("output"),
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Command],
+            names: &["output"],
+        },
         call: "`std::process::Command::output`",
         fix: fix!("use `tokio::process::Command` and `.output().await`"),
     },
     Rule {
         id: "process-status",
         kind: Kind::Blocking,
-        matcher: Matcher::CommandMethod("status"),
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Command],
+            names: &["status"],
+        },
         call: "`std::process::Command::status`",
         fix: fix!("use `tokio::process::Command` and `.status().await`"),
     },
     Rule {
         id: "process-wait",
         kind: Kind::Blocking,
-        matcher: Matcher::CommandMethod("wait"),
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Child],
+            names: &["wait", "wait_with_output"],
+        },
         call: "`std::process::Child::wait`",
         fix: fix!("use `tokio::process::Command` and `.wait().await`"),
     },
@@ -147,9 +236,9 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "socket-accept",
         kind: Kind::Blocking,
-        matcher: Matcher::Method {
-            name: "accept",
-            args: Some(0),
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Listener],
+            names: &["accept"],
         },
         call: "`.accept()` on a std listener",
         fix: fix!("use `tokio::net::TcpListener` and `.accept().await`"),
@@ -168,6 +257,97 @@ pub const BUILTIN: &[Rule] = &[
         call: "`{path}` (a blocking HTTP client)",
         fix: fix!("use an async client such as `reqwest::Client`"),
     },
+    Rule {
+        id: "dns-lookup",
+        kind: Kind::Blocking,
+        matcher: Matcher::Method {
+            name: "to_socket_addrs",
+            args: Some(0),
+        },
+        call: "`.to_socket_addrs()` (a DNS lookup)",
+        fix: fix!("use `tokio::net::lookup_host(..).await`"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::PathPrefix(&["postgres"]),
+        call: "`{path}` (the synchronous `postgres` client)",
+        fix: fix!("use `tokio_postgres` (or sqlx) and `.await` its futures"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::PathPrefix(&["rusqlite"]),
+        call: "`{path}` (rusqlite is synchronous)",
+        fix: fix!("run it inside `lanes::run_blocking(move || ..).await`, or use sqlx's SQLite driver"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::RedisClient],
+            names: &["get_connection", "get_connection_with_timeout"],
+        },
+        call: "`redis::Client::{name}` (a synchronous connection)",
+        fix: fix!("use `get_multiplexed_async_connection().await`"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["diesel", "*", "establish"],
+            min: 2,
+        },
+        call: "`{path}` (a synchronous diesel connection)",
+        fix: fix!("use diesel-async, or a pool's `interact`"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["diesel", "*", "*", "establish"],
+            min: 4,
+        },
+        call: "`{path}` (a synchronous diesel connection)",
+        fix: fix!("use diesel-async, or a pool's `interact`"),
+    },
+    Rule {
+        id: "sync-database",
+        kind: Kind::Blocking,
+        matcher: Matcher::DieselQuery(&["load", "get_result", "get_results", "execute", "first"]),
+        call: "diesel's `.{name}(conn)` (a synchronous query)",
+        fix: fix!("use diesel-async's `RunQueryDsl` and `.await` the query"),
+    },
+    Rule {
+        id: "archive",
+        kind: Kind::Blocking,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::TarArchive],
+            names: &["unpack", "entries"],
+        },
+        call: "`tar::Archive::{name}`",
+        fix: fix!("run the extraction inside `lanes::run_blocking(move || ..).await`"),
+    },
+    Rule {
+        id: "archive",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["zip", "ZipArchive", "new"],
+            min: 2,
+        },
+        call: "`zip::ZipArchive::new` (it reads the archive's directory)",
+        fix: fix!("run the extraction inside `lanes::run_blocking(move || ..).await`"),
+    },
+    Rule {
+        id: "archive",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["zip", "read", "ZipArchive", "new"],
+            min: 4,
+        },
+        call: "`zip::ZipArchive::new` (it reads the archive's directory)",
+        fix: fix!("run the extraction inside `lanes::run_blocking(move || ..).await`"),
+    },
     // Re-entering a runtime.
     Rule {
         id: "block-on",
@@ -183,8 +363,18 @@ pub const BUILTIN: &[Rule] = &[
         id: "block-on",
         kind: Kind::Blocking,
         matcher: Matcher::Path {
-            path: &["futures", "executor", "block_on"],
+            path: &["*", "executor", "block_on"],
             min: 1,
+        },
+        call: "`block_on`",
+        fix: "`.await` the future instead: a runtime entered from inside a runtime panics or deadlocks",
+    },
+    Rule {
+        id: "block-on",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["*", "task", "block_on"],
+            min: 3,
         },
         call: "`block_on`",
         fix: "`.await` the future instead: a runtime entered from inside a runtime panics or deadlocks",
@@ -244,12 +434,32 @@ pub const BUILTIN: &[Rule] = &[
     Rule {
         id: "thread-join",
         kind: Kind::Blocking,
-        matcher: Matcher::Method {
-            name: "join",
-            args: Some(0),
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Thread],
+            names: &["join"],
         },
-        call: "`.join()` on a thread",
+        call: "`.join()` on a std thread",
         fix: "`.await` a `tokio::task::JoinHandle` (from `tokio::task::spawn_blocking`) instead",
+    },
+    Rule {
+        id: "thread-scope",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["std", "thread", "scope"],
+            min: 2,
+        },
+        call: "`std::thread::scope` (it waits for every thread it starts)",
+        fix: fix!("spawn `tokio::task::spawn_blocking` tasks and `.await` them"),
+    },
+    Rule {
+        id: "mpsc-recv",
+        kind: Kind::Blocking,
+        matcher: Matcher::OriginMethod {
+            origins: &[Origin::Receiver],
+            names: &["recv", "recv_timeout"],
+        },
+        call: "`.{name}(..)` on a `std::sync::mpsc` receiver",
+        fix: fix!("use a `tokio::sync::mpsc` channel and `.recv().await`"),
     },
     // Known CPU-heavy calls.
     Rule {
@@ -300,7 +510,52 @@ pub const BUILTIN: &[Rule] = &[
         call: "`{path}`",
         fix: CPU_FIX,
     },
+    // Stats of a path: short on a local disk, so only the audit reports
+    // them, as warnings.
+    Rule {
+        id: "path-stat",
+        kind: Kind::PathStat,
+        matcher: Matcher::Method {
+            name: "exists",
+            args: Some(0),
+        },
+        call: "`.exists()` (a file-system stat)",
+        fix: PATH_STAT_FIX,
+    },
+    Rule {
+        id: "path-stat",
+        kind: Kind::PathStat,
+        matcher: Matcher::Method {
+            name: "is_file",
+            args: Some(0),
+        },
+        call: "`.is_file()` (a file-system stat)",
+        fix: PATH_STAT_FIX,
+    },
+    Rule {
+        id: "path-stat",
+        kind: Kind::PathStat,
+        matcher: Matcher::Method {
+            name: "is_dir",
+            args: Some(0),
+        },
+        call: "`.is_dir()` (a file-system stat)",
+        fix: PATH_STAT_FIX,
+    },
+    Rule {
+        id: "path-stat",
+        kind: Kind::PathStat,
+        matcher: Matcher::Method {
+            name: "metadata",
+            args: Some(0),
+        },
+        call: "`.metadata()` (a file-system stat)",
+        fix: PATH_STAT_FIX,
+    },
 ];
+
+const PATH_STAT_FIX: &str =
+    "use `tokio::fs::try_exists(..).await` or `tokio::fs::metadata(..).await` (on a network file system a stat can take seconds)";
 
 const CPU_FIX: &str =
     "a password hash costs tens to hundreds of milliseconds of CPU; move it into a #[cpu_bound] fn";
@@ -314,15 +569,81 @@ pub(crate) const OFFLOADERS: &[(&[&str], usize)] = &[
     (&["std", "thread", "spawn"], 2),
     (&["rayon", "spawn"], 2),
     (&["rayon", "spawn_fifo"], 2),
+    (&["tokio_rayon", "spawn"], 2),
+    (&["tokio_rayon", "spawn_fifo"], 2),
+    (&["blocking", "unblock"], 1),
+    (&["actix_web", "web", "block"], 2),
     (&["lanes", "run_blocking"], 1),
     (&["lanes", "run_cpu"], 1),
 ];
 
-/// Methods whose closure arguments are offloaded: `handle.spawn_blocking(..)`,
-/// `pool.spawn(..)` on a rayon pool or a `thread::Builder`. Only closures are
-/// exempt: an async block handed to `.spawn(..)` runs on a tokio worker and is
-/// checked.
-pub(crate) const OFFLOADING_METHODS: &[&str] = &["spawn_blocking", "spawn", "spawn_fifo"];
+/// Methods whose closure arguments are offloaded: `handle.spawn_blocking(..)`
+/// (also `JoinSet`'s), `spawn_blocking_on`, `pool.spawn(..)` and
+/// `pool.install(..)` on a rayon pool or a `thread::Builder`, deadpool's
+/// `conn.interact(..)`. Only closures are exempt: an async block handed to
+/// `.spawn(..)` runs on a tokio worker and is checked.
+pub(crate) const OFFLOADING_METHODS: &[&str] = &[
+    "spawn_blocking",
+    "spawn_blocking_on",
+    "spawn",
+    "spawn_fifo",
+    "install",
+    "interact",
+];
+
+/// Calls whose arguments are futures they await (or spawn): a call written
+/// there builds a future, whatever its name, and blocks nothing.
+pub(crate) const FUTURE_CONSUMERS: &[&str] = &[
+    "timeout",
+    "timeout_at",
+    "select",
+    "select_all",
+    "select_ok",
+    "select_biased",
+    "join",
+    "join3",
+    "join4",
+    "join_all",
+    "try_join",
+    "try_join_all",
+    "race",
+    "spawn",
+    "spawn_local",
+    "unconstrained",
+    "pin",
+    "run_until_cancelled",
+    "block_on",
+];
+
+/// Methods of futures that return another future: `fut.map_err(..).await`
+/// awaits `fut` too.
+pub(crate) const FUTURE_ADAPTERS: &[&str] = &[
+    "map",
+    "map_err",
+    "map_ok",
+    "and_then",
+    "or_else",
+    "then",
+    "inspect",
+    "inspect_err",
+    "err_into",
+    "ok_into",
+    "boxed",
+    "boxed_local",
+    "fuse",
+    "shared",
+    "into_future",
+    "catch_unwind",
+    "instrument",
+    "in_current_span",
+    "with_current_subscriber",
+    "timeout",
+    "left_future",
+    "right_future",
+];
+
+/// Paths of crates that are named like a blocking rule's but are async.
+pub(crate) const ASYNC_PREFIXES: &[&[&str]] = &[&["fs_err", "tokio"]];
 
 /// The written path `written` is a suffix of `pattern` of at least `min`
 /// segments; `"*"` in the pattern matches any segment.
@@ -337,6 +658,22 @@ pub(crate) fn path_matches(written: &[String], pattern: &[&str], min: usize) -> 
 /// The written path starts with `prefix` and names something inside it.
 pub(crate) fn path_starts_with(written: &[String], prefix: &[&str]) -> bool {
     written.len() > prefix.len() && written.iter().zip(prefix).all(|(w, p)| w == p)
+}
+
+/// A resolved path is `pattern` itself (`"*"` matching any segment).
+pub(crate) fn path_equals(resolved: &[String], pattern: &[&str]) -> bool {
+    resolved.len() == pattern.len()
+        && resolved.iter().zip(pattern).all(|(w, p)| *p == "*" || w == p)
+}
+
+/// The written path is longer than `pattern` and ends with it:
+/// `crate::legacy_db::Client::query` ends with `legacy_db::Client::query`.
+pub(crate) fn path_ends_with(written: &[String], pattern: &[&str]) -> bool {
+    written.len() > pattern.len()
+        && written[written.len() - pattern.len()..]
+            .iter()
+            .zip(pattern)
+            .all(|(w, p)| w == p)
 }
 
 #[cfg(test)]

@@ -101,9 +101,12 @@ fn command_methods_are_caught_through_chains_and_bindings() {
 }
 
 #[test]
-fn join_is_told_apart_by_its_arguments() {
+fn join_is_flagged_only_on_a_std_thread() {
     let source = "async fn h() {
-        handle.join().unwrap();
+        let worker = std::thread::spawn(|| 1);
+        worker.join().unwrap();
+        std::thread::spawn(|| 2).join().unwrap();
+        handle.join();
         let s = parts.join(\",\");
         let p = dir.join(\"x\");
     }";
@@ -111,7 +114,7 @@ fn join_is_told_apart_by_its_arguments() {
         .iter()
         .map(|f| f.0)
         .collect();
-    assert_eq!(lines, [2]);
+    assert_eq!(lines, [3, 4]);
 }
 
 #[test]
@@ -199,7 +202,7 @@ fn a_std_guard_alive_at_an_await_is_reported_at_the_await() {
     assert!(
         found[0]
             .2
-            .starts_with("std lock guard `guard` (from `.lock()`) is still held at this `.await`")
+            .starts_with("std lock guard `guard` (from `.lock()` on line 2) is still held at this `.await`")
     );
 }
 
@@ -358,4 +361,357 @@ fn the_audit_scope_checks_like_io_bound_and_names_no_attribute() {
         "`std::thread::sleep` blocks the tokio worker inside async code; use \
          `tokio::time::sleep(..).await`, or move this work into a #[blocking] fn"
     );
+}
+
+mod crate_model {
+    //! The rules with the crate model: names resolved through the files'
+    //! `use` lines, and calls followed into the crate's own helpers.
+
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+
+    use syn::visit::Visit;
+
+    use crate::{Config, Model, Root, Scope, check};
+
+    /// `(file, line, rule, message)` of every finding in the async fns of
+    /// a crate made of `files` (`src/lib.rs` first).
+    pub(super) fn crate_findings(files: &[(&str, &str)]) -> Vec<(String, usize, String, String)> {
+        crate_findings_with(files, &Config::default())
+    }
+
+    pub(super) fn crate_findings_with(
+        files: &[(&str, &str)],
+        config: &Config,
+    ) -> Vec<(String, usize, String, String)> {
+        let texts: HashMap<PathBuf, &str> =
+            files.iter().map(|(p, t)| (PathBuf::from(p), *t)).collect();
+        let mut open = |path: &Path| {
+            let text = texts.get(path)?;
+            Some(syn::parse_file(text).expect("fixture parses"))
+        };
+        let roots = [Root {
+            file: PathBuf::from(files[0].0),
+            library: None,
+        }];
+        let (model, sources) = Model::build(&roots, Path::new(""), config, &mut open);
+        struct AsyncFns<'m> {
+            model: &'m Model,
+            config: &'m Config,
+            file: &'m Path,
+            display: &'m str,
+            out: Vec<(String, usize, String, String)>,
+        }
+        impl AsyncFns<'_> {
+            fn body(&mut self, sig: &syn::Signature, block: &syn::Block) {
+                if sig.asyncness.is_none() {
+                    return;
+                }
+                let line = sig.fn_token.span.start().line;
+                let place = self.model.place_at(self.file, line).expect("a file of the model");
+                for f in check(block, Some(sig), Scope::Async, self.config, Some((self.model, &place))) {
+                    self.out
+                        .push((self.display.to_owned(), f.start.start().line, f.rule, f.message));
+                }
+            }
+        }
+        impl<'ast> Visit<'ast> for AsyncFns<'_> {
+            fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+                self.body(&item.sig, &item.block);
+            }
+            fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+                self.body(&item.sig, &item.block);
+            }
+        }
+        let mut out = Vec::new();
+        for source in &sources {
+            let mut fns = AsyncFns {
+                model: &model,
+                config,
+                file: &source.path,
+                display: &source.display,
+                out: Vec::new(),
+            };
+            fns.visit_file(&source.ast);
+            out.extend(fns.out);
+        }
+        out.sort();
+        out
+    }
+
+    /// `(file, line, rule)` only.
+    pub(super) fn hotspots(files: &[(&str, &str)]) -> Vec<(String, usize, String)> {
+        crate_findings(files)
+            .into_iter()
+            .map(|(file, line, rule, _)| (file, line, rule))
+            .collect()
+    }
+
+    fn at(file: &str, line: usize, rule: &str) -> (String, usize, String) {
+        (file.to_owned(), line, rule.to_owned())
+    }
+
+    #[test]
+    fn names_resolve_through_use_lines_aliases_and_re_exports() {
+        let lib = r#"
+use bcrypt::{hash, verify};
+use std::fs::read_to_string;
+use std::fs as f;
+use tokio::fs;
+use std::time::Duration;
+use tokio::time::timeout;
+type StdFile = std::fs::File;
+mod util;
+mod pbkdf2 { pub fn xor(a: u8, b: u8) -> u8 { a ^ b } }
+mod paths { pub fn sanitize(p: &str) -> String { p.replace("..", "") } }
+
+async fn login(pw: String, stored: String) -> bool {
+    verify(&pw, &stored).unwrap()
+}
+async fn read_all(p: String) {
+    let a = read_to_string(&p);
+    let b = f::read(&p);
+    let c = StdFile::open(&p);
+    let d = util::sfs::read(&p);
+    let e = timeout(Duration::from_secs(1), fs::read(&p)).await;
+    let g = fs::read(&p).await;
+    let h = pbkdf2::xor(1, 2);
+    let i = paths::sanitize(&p);
+}
+"#;
+        let util = "pub use std::fs as sfs;\n";
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib), ("src/util.rs", util)]),
+            [
+                at("src/lib.rs", 14, "bcrypt"),
+                at("src/lib.rs", 17, "std-fs"),
+                at("src/lib.rs", 18, "std-fs"),
+                at("src/lib.rs", 19, "file-open"),
+                at("src/lib.rs", 20, "std-fs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_local_module_named_like_std_is_the_crate_s_own() {
+        let lib = r#"
+mod fs { pub fn sanitize(p: &str) -> String { p.to_owned() } }
+async fn upload(p: String) -> String {
+    fs::sanitize(&p)
+}
+"#;
+        assert!(hotspots(&[("src/lib.rs", lib)]).is_empty());
+    }
+
+    #[test]
+    fn the_fix_never_names_the_api_the_code_already_uses() {
+        let lib = r#"
+use tokio::fs;
+async fn save(p: String) {
+    tokio::spawn(fs::write(p.clone(), "x"));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), fs::read(&p)).await;
+}
+"#;
+        assert!(crate_findings(&[("src/lib.rs", lib)]).is_empty());
+    }
+
+    #[test]
+    fn a_helper_that_blocks_is_reported_at_the_call_with_its_chain() {
+        let lib = r#"
+mod crypto;
+mod users;
+use users::User;
+
+async fn login(user: User, pw: String) -> bool {
+    user.check_password(&pw)
+}
+async fn sign_up(pw: String) -> String {
+    crypto::hash_secret(&pw)
+}
+async fn scan() -> usize {
+    users::Directory::scan().len()
+}
+"#;
+        let users = r#"
+use crate::crypto;
+pub struct User { pub hash: String }
+impl User {
+    pub fn check_password(&self, pw: &str) -> bool {
+        self.verify_with(pw)
+    }
+    fn verify_with(&self, pw: &str) -> bool {
+        crypto::verify(pw, &self.hash)
+    }
+}
+pub struct Directory;
+impl Directory {
+    pub fn scan() -> Vec<u8> {
+        let mut all = Vec::new();
+        for name in ["a", "b"] {
+            all.extend(Self::hash_file(name));
+        }
+        all
+    }
+    fn hash_file(name: &str) -> Vec<u8> {
+        std::fs::read(name).unwrap_or_default()
+    }
+}
+"#;
+        let crypto = r#"
+pub fn verify(pw: &str, hash: &str) -> bool {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pw.as_bytes(), hash.as_bytes(), 600_000, &mut out);
+    out[0] == 0
+}
+pub fn hash_secret(pw: &str) -> String {
+    argon2::hash_encoded(pw.as_bytes(), b"salt", &Default::default()).unwrap()
+}
+pub fn offloaded(pw: String) {
+    std::thread::spawn(move || verify(&pw, ""));
+}
+"#;
+        let found = crate_findings(&[
+            ("src/lib.rs", lib),
+            ("src/users.rs", users),
+            ("src/crypto.rs", crypto),
+        ]);
+        let lines: Vec<(usize, &str)> = found.iter().map(|f| (f.1, f.2.as_str())).collect();
+        assert_eq!(lines, [(7, "pbkdf2"), (10, "argon2"), (13, "std-fs")]);
+        assert_eq!(
+            found[0].3,
+            "`user.check_password(..)` blocks the tokio worker inside async code: \
+             `User::check_password` calls `User::verify_with` (src/users.rs:6), which calls \
+             `crypto::verify` (src/users.rs:9), which runs `pbkdf2::pbkdf2_hmac` \
+             (src/crypto.rs:4); make `check_password` a #[cpu_bound] fn and `.await` it, or call \
+             it inside `lanes::run_cpu(move || ..).await`"
+        );
+        assert!(
+            found[2].3.starts_with(
+                "`users::Directory::scan(..)` blocks the tokio worker inside async code: \
+                 `Directory::scan` calls `Directory::hash_file` (src/users.rs:17), which runs \
+                 `std::fs::read` (src/users.rs:22); make `scan` a #[blocking] fn"
+            ),
+            "{}",
+            found[2].3
+        );
+    }
+
+    #[test]
+    fn helpers_that_offload_or_return_futures_stay_clean() {
+        let lib = r#"
+fn spawn_hash(pw: String) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || { bcrypt::hash(pw, 12).unwrap(); })
+}
+fn later(p: String) -> impl std::future::Future<Output = ()> {
+    async move { tokio::fs::write(p, "x").await.unwrap() }
+}
+#[lanes::blocking]
+fn export(p: String) { std::fs::write(p, "x").unwrap() }
+fn one() -> u32 { two() }
+fn two() -> u32 { 2 }
+
+async fn handler(pw: String) {
+    let _ = spawn_hash(pw);
+    later("a".into()).await;
+    export("b".into()).await;
+    let _ = one();
+}
+"#;
+        assert!(crate_findings(&[("src/lib.rs", lib)]).is_empty());
+    }
+
+    #[test]
+    fn a_helper_reported_once_at_each_call_however_many_lines_block() {
+        let lib = r#"
+fn load() -> String {
+    let a = std::fs::read_to_string("a").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    a + &std::fs::read_to_string("b").unwrap()
+}
+async fn first() { load(); }
+async fn second() { let _ = load(); let _ = load(); }
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [
+                at("src/lib.rs", 7, "std-fs"),
+                at("src/lib.rs", 8, "std-fs"),
+                at("src/lib.rs", 8, "std-fs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn futures_count_as_awaited_wherever_they_are_consumed() {
+        let lib = r#"
+use std::time::Duration;
+async fn handler(p: String) {
+    let _ = timeout(Duration::from_secs(1), fs::read(&p)).await;
+    tokio::spawn(fs::write(p.clone(), "x"));
+    let pinned = Box::pin(fs::read(&p));
+    let later = fs::read(&p);
+    let other = fs::read_to_string(&p);
+    tokio::pin!(other);
+    let (a, b) = tokio::join!(later, pinned);
+    tokio::select! {
+        r = fs::read(&p) => drop(r),
+        _ = &mut other => {}
+    }
+    let all = futures::future::join_all(vec![fs::read(&p)]).await;
+    let retried = retry(|| fs::read(&p)).await;
+    let mapped = fs::read(&p).map_err(drop).await;
+    let blocking = std::fs::read(&p);
+}
+"#;
+        assert_eq!(hotspots(&[("src/lib.rs", lib)]), [at("src/lib.rs", 18, "std-fs")]);
+    }
+
+    #[test]
+    fn closures_bound_then_offloaded_are_not_inline_code() {
+        let lib = r#"
+async fn handler(p: String) {
+    let work = move || std::fs::read(&p);
+    let bytes = tokio::task::spawn_blocking(work).await;
+    let q = String::from("q");
+    let other = tokio::task::spawn_blocking({
+        let q = q.clone();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        move || std::fs::read(q)
+    }).await;
+    let inline = || std::fs::read("inline");
+    inline();
+    actix_web::web::block(move || std::fs::read("x")).await;
+    pool.install(|| std::fs::read("y"));
+    conn.interact(|c| std::fs::read("z")).await;
+    set.spawn_blocking(|| std::fs::read("w"));
+    blocking::unblock(|| std::fs::read("v")).await;
+    tokio_rayon::spawn(|| std::fs::read("u")).await;
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [at("src/lib.rs", 8, "thread-sleep"), at("src/lib.rs", 11, "std-fs")]
+        );
+    }
+
+    #[test]
+    fn project_offloaders_from_lanes_toml() {
+        let config = Config::parse(
+            "offload = [\"crate::pool::run_sync\", \".in_worker\"]\n",
+            Path::new("lanes.toml"),
+        )
+        .unwrap();
+        let lib = r#"
+async fn handler() {
+    crate::pool::run_sync(|| std::fs::read("a")).await;
+    queue.in_worker(|| std::fs::read("b")).await;
+    other(|| std::fs::read("c")).await;
+}
+"#;
+        let found: Vec<usize> = crate_findings_with(&[("src/lib.rs", lib)], &config)
+            .iter()
+            .map(|f| f.1)
+            .collect();
+        assert_eq!(found, [5]);
+    }
 }

@@ -1,53 +1,102 @@
-//! The walk over a fn body: which calls are awaited, which closures run
-//! elsewhere, which std lock guards are alive at an `.await`.
+//! The walk over a fn body: what each call names, which calls are awaited,
+//! which closures run elsewhere, which std handles block, which lock guards
+//! are alive at an `.await`, and which of the crate's own helpers block.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use proc_macro2::Span;
+use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
-use syn::{Block, Expr, ExprCall, ExprMethodCall, Pat, Stmt, Token};
+use syn::{Block, Expr, ExprCall, ExprMethodCall, FnArg, Pat, Signature, Stmt, Token};
 
-use crate::config::Config;
+use crate::config::{Config, CustomRule};
 use crate::escape;
-use crate::finding::{Finding, Scope};
-use crate::rules::{self, BUILTIN, Kind, Matcher, OFFLOADERS, OFFLOADING_METHODS, Rule};
+use crate::finding::{Finding, Scope, Severity};
+use crate::flow::{self, Flows};
+use crate::model::{Chain, Held, ItemPath, Model, Place};
+use crate::model::summary::{Call, Leaf, Raw};
+use crate::resolve::{self, KNOWN_CRATES, Resolved};
+use crate::rules::{
+    self, ASYNC_PREFIXES, BUILTIN, FUTURE_ADAPTERS, FUTURE_CONSUMERS, Kind, Matcher, Origin, Rule,
+};
 
-/// Checks a fn body as the given lane runs it.
+/// Checks a fn body as the given lane runs it, from its tokens alone.
 pub fn scan(body: &Block, scope: Scope, config: &Config) -> Vec<Finding> {
-    let mut walker = Walker {
-        scope,
-        config,
-        findings: Vec::new(),
-        async_depth: 0,
-        commands: HashSet::new(),
-    };
+    check(body, None, scope, config, None)
+}
+
+/// Checks a fn body as the given lane runs it. With the crate model and the
+/// body's place in it, names resolve through the file's `use` lines and
+/// calls into the crate's own sync helpers are followed; `sig` gives the
+/// types of the arguments.
+pub fn check(
+    body: &Block,
+    sig: Option<&Signature>,
+    scope: Scope,
+    config: &Config,
+    model: Option<(&Model, &Place)>,
+) -> Vec<Finding> {
+    let mut walker = Walker::new(body, scope, config, model, false);
+    if let Some(sig) = sig {
+        walker.remember_arguments(sig);
+    }
     walker.visit_block(body);
+    walker.findings.sort_by_key(|f| {
+        let at = f.start.start();
+        (at.line, at.column)
+    });
     walker.findings
+}
+
+/// What a sync fn of the crate calls and what in it blocks, for the model.
+pub(crate) fn summarize(
+    body: &Block,
+    sig: &Signature,
+    model: &Model,
+    place: &Place,
+    config: &Config,
+) -> Raw {
+    let mut walker = Walker::new(body, Scope::Async, config, Some((model, place)), true);
+    walker.remember_arguments(sig);
+    walker.visit_block(body);
+    walker.raw
 }
 
 struct Walker<'a> {
     scope: Scope,
     config: &'a Config,
+    model: Option<(&'a Model, &'a Place)>,
+    /// Walking a sync helper for the model: what blocks is recorded as
+    /// leaves and calls, not reported, and async blocks are left out (they
+    /// do not run when the helper is called).
+    summarizing: bool,
     findings: Vec<Finding>,
+    raw: Raw,
     /// How many async blocks or closures enclose the current node: their
     /// `.await`s belong to them, not to the lane's body.
     async_depth: usize,
-    /// Local names bound to a `std::process::Command` or its child.
-    commands: HashSet<String>,
+    /// Local names bound to a std handle.
+    origins: HashMap<String, Origin>,
+    /// Arguments and locals whose type says what they hold.
+    held: HashMap<String, Held>,
+    flows: Flows,
+    /// `use` items written inside the body, innermost last.
+    local_uses: Vec<(String, Vec<String>)>,
+}
+
+/// A std or parking_lot lock guard bound in a block.
+struct Guard {
+    name: String,
+    method: String,
+    line: usize,
+    parking_lot: bool,
 }
 
 /// The path of a call as written, `None` for a qualified path (`<T as Tr>::f`).
 fn written_path(expr: &Expr) -> Option<Vec<String>> {
     match expr {
-        Expr::Path(p) if p.qself.is_none() => Some(
-            p.path
-                .segments
-                .iter()
-                .map(|s| s.ident.to_string())
-                .collect(),
-        ),
+        Expr::Path(p) if p.qself.is_none() => Some(resolve::written(&p.path)),
         _ => None,
     }
 }
@@ -103,21 +152,218 @@ fn canonical(pattern: &[&str], written: &[String]) -> String {
         .join("::")
 }
 
-impl Walker<'_> {
+/// The call a path rule names, when `resolved` is what it matches: an
+/// exact path for a resolved one, a suffix for one taken as written.
+fn path_rule_match(matcher: &Matcher, resolved: &Resolved) -> Option<String> {
+    match (matcher, resolved) {
+        (Matcher::Path { path, .. }, Resolved::External(p)) => {
+            rules::path_equals(p, path).then(|| canonical(path, p))
+        }
+        (Matcher::Path { path, min }, Resolved::AsWritten(p)) => {
+            rules::path_matches(p, path, *min).then(|| canonical(path, p))
+        }
+        (Matcher::PathPrefix(prefix), Resolved::External(p) | Resolved::AsWritten(p)) => {
+            rules::path_starts_with(p, prefix).then(|| p.join("::"))
+        }
+        _ => None,
+    }
+}
+
+/// The path is std's (or core's), written out or resolved.
+fn names_std(resolved: &Resolved) -> bool {
+    match resolved {
+        Resolved::External(p) | Resolved::AsWritten(p) => {
+            p.first().is_some_and(|s| s == "std" || s == "core")
+        }
+        Resolved::Local(_) => false,
+    }
+}
+
+/// The std handle a constructor call makes: `std::process::Command::new`
+/// makes a `Command`.
+fn constructed(resolved: &Resolved) -> Option<Origin> {
+    const CONSTRUCTORS: &[(&[&str], Origin)] = &[
+        (&["std", "process", "Command", "new"], Origin::Command),
+        (&["std", "thread", "spawn"], Origin::Thread),
+        (&["std", "thread", "Builder", "new"], Origin::ThreadBuilder),
+        (&["std", "net", "TcpListener", "bind"], Origin::Listener),
+        (&["std", "net", "TcpStream", "connect"], Origin::Socket),
+        (&["std", "net", "TcpStream", "connect_timeout"], Origin::Socket),
+        (&["std", "fs", "File", "open"], Origin::File),
+        (&["std", "fs", "File", "create"], Origin::File),
+        (&["std", "fs", "File", "create_new"], Origin::File),
+        (&["std", "fs", "File", "options"], Origin::OpenOptions),
+        (&["std", "fs", "OpenOptions", "new"], Origin::OpenOptions),
+        (&["std", "io", "stdin"], Origin::Stdin),
+        (&["tar", "Archive", "new"], Origin::TarArchive),
+        (&["redis", "Client", "open"], Origin::RedisClient),
+    ];
+    CONSTRUCTORS.iter().find_map(|(pattern, origin)| {
+        let matcher = Matcher::Path {
+            path: pattern,
+            min: 2,
+        };
+        path_rule_match(&matcher, resolved).map(|_| *origin)
+    })
+}
+
+/// The name bound by a simple pattern (`g`, `mut g`, `g: T`), or by
+/// `Ok(g)` / `Some(g)` when `through_wrapper`.
+fn binding_name(pat: &Pat, through_wrapper: bool) -> Option<String> {
+    match pat {
+        Pat::Ident(p) => Some(p.ident.to_string()),
+        Pat::Type(p) => binding_name(&p.pat, through_wrapper),
+        Pat::TupleStruct(p) if through_wrapper && p.elems.len() == 1 => {
+            binding_name(&p.elems[0], false)
+        }
+        _ => None,
+    }
+}
+
+/// `Ok(g)` rather than `g`: the pattern itself unwraps a `Result`.
+fn unwraps_a_result(pat: &Pat) -> bool {
+    matches!(pat, Pat::TupleStruct(p) if p.path.is_ident("Ok"))
+}
+
+/// `drop(name);`: the name dropped.
+fn dropped(stmt: &Stmt) -> Option<String> {
+    let Stmt::Expr(Expr::Call(call), _) = stmt else {
+        return None;
+    };
+    let func = written_path(&call.func)?;
+    if func.last().is_none_or(|f| f != "drop") || call.args.len() != 1 {
+        return None;
+    }
+    match written_path(&call.args[0])?.as_slice() {
+        [name] => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The body awaits something itself, not only inside a closure, async
+/// block or item it holds.
+pub fn awaits(body: &Block) -> bool {
+    body.stmts.iter().any(|stmt| first_await_in_stmt(stmt).is_some())
+}
+
+/// Finds the first `.await` of a node itself, not of a closure, async block
+/// or item inside it: the spans of its `.` and `await`.
+#[derive(Default)]
+struct FirstAwait(Option<(Span, Span)>);
+
+impl<'ast> Visit<'ast> for FirstAwait {
+    fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
+        visit::visit_expr_await(self, e);
+        self.0.get_or_insert((e.dot_token.span, e.await_token.span));
+    }
+    fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+fn first_await_in_stmt(stmt: &Stmt) -> Option<(Span, Span)> {
+    let mut finder = FirstAwait::default();
+    finder.visit_stmt(stmt);
+    finder.0
+}
+
+fn first_await_in_expr(expr: &Expr) -> Option<(Span, Span)> {
+    let mut finder = FirstAwait::default();
+    finder.visit_expr(expr);
+    finder.0
+}
+
+impl<'a> Walker<'a> {
+    fn new(
+        body: &Block,
+        scope: Scope,
+        config: &'a Config,
+        model: Option<(&'a Model, &'a Place)>,
+        summarizing: bool,
+    ) -> Self {
+        Walker {
+            scope,
+            config,
+            model,
+            summarizing,
+            findings: Vec::new(),
+            raw: Raw::default(),
+            async_depth: 0,
+            origins: HashMap::new(),
+            held: HashMap::new(),
+            flows: flow::flows(body, &config.offload),
+            local_uses: Vec::new(),
+        }
+    }
+
     fn checks_blocking_calls(&self) -> bool {
         !matches!(self.scope, Scope::Blocking | Scope::BackgroundSync)
     }
 
+    fn checks_guards(&self) -> bool {
+        !self.summarizing
+            && matches!(
+                self.scope,
+                Scope::IoBound | Scope::Async | Scope::BackgroundAsync
+            )
+    }
+
     fn applies(&self, kind: Kind) -> bool {
+        if self.summarizing {
+            return kind != Kind::PathStat;
+        }
         match self.scope {
-            Scope::IoBound | Scope::Async | Scope::BackgroundAsync => true,
+            Scope::Async => true,
+            Scope::IoBound | Scope::BackgroundAsync => kind != Kind::PathStat,
             Scope::CpuBound => kind == Kind::Blocking,
             Scope::Blocking | Scope::BackgroundSync => false,
         }
     }
 
-    fn report(&mut self, rule: &str, call: &str, fix: &str, start: Span, end: Span) {
+    /// What `written` names: through `use` items of the body, then the
+    /// crate model.
+    fn resolve(&self, written: &[String]) -> Resolved {
+        let mut segments = written.to_vec();
+        let mut substituted = false;
+        if let Some(first) = segments.first()
+            && let Some((_, target)) = self.local_uses.iter().rev().find(|(n, _)| n == first)
+        {
+            let mut full = target.clone();
+            full.extend(segments.drain(1..));
+            segments = full;
+            substituted = true;
+        }
+        if segments.first().is_some_and(String::is_empty) {
+            return Resolved::External(segments.split_off(1));
+        }
+        match self.model {
+            Some((model, place)) => model.resolve(place, &segments),
+            None if substituted
+                && segments
+                    .first()
+                    .is_some_and(|s| KNOWN_CRATES.contains(&s.as_str())) =>
+            {
+                Resolved::External(segments)
+            }
+            None => Resolved::AsWritten(segments),
+        }
+    }
+
+    fn report(&mut self, rule: &str, kind: Kind, call: &str, fix: &str, start: Span, end: Span) {
+        if self.summarizing {
+            self.raw.leaves.push(Leaf {
+                rule: rule.to_owned(),
+                kind,
+                call: call.to_owned(),
+                line: start.start().line,
+            });
+            return;
+        }
         let message = match self.scope {
+            Scope::CpuBound if rule == "block-on" => format!(
+                "{call} inside #[cpu_bound] blocks a CPU-lane thread on a future; to share work \
+                 with another #[cpu_bound] fn, move it into a plain fn that both call"
+            ),
             Scope::CpuBound => format!(
                 "{call} blocks inside #[cpu_bound], idling one of the few CPU-lane threads; \
                  sleeping and blocking I/O belong in a #[blocking] fn"
@@ -127,17 +373,16 @@ impl Walker<'_> {
                 self.scope.attribute()
             ),
         };
-        self.findings.push(Finding::new(rule, message, start, end));
+        let severity = if kind == Kind::PathStat {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        self.findings
+            .push(Finding::new(rule, message, start, end).with_severity(severity));
     }
 
-    fn report_rule(
-        &mut self,
-        rule: &Rule,
-        name: &str,
-        canonical_call: &str,
-        start: Span,
-        end: Span,
-    ) {
+    fn report_rule(&mut self, rule: &Rule, name: &str, canonical_call: &str, start: Span, end: Span) {
         if self.config.allows(rule.id, canonical_call) {
             return;
         }
@@ -146,57 +391,127 @@ impl Walker<'_> {
             .replace("{name}", name)
             .replace("{path}", canonical_call);
         let fix = rule.fix.replace("{name}", name);
-        self.report(rule.id, &call, &fix, start, end);
+        self.report(rule.id, rule.kind, &call, &fix, start, end);
+    }
+
+    /// A call of the crate's fn `path`: `true` when it is one (then nothing
+    /// else is said about the call). A sync helper that reaches a blocking
+    /// call is reported here, with the way down to it.
+    fn local_call(&mut self, path: &ItemPath, shown: &str, start: Span, end: Span) -> bool {
+        let Some((model, _)) = self.model else {
+            return false;
+        };
+        let Some(info) = model.fn_info(path) else {
+            return false;
+        };
+        if info.returns_future {
+            return true;
+        }
+        if self.summarizing {
+            self.raw.calls.push(Call {
+                target: path.clone(),
+                line: start.start().line,
+            });
+            return true;
+        }
+        for kind in [Kind::Blocking, Kind::CpuHeavy] {
+            if !self.applies(kind) {
+                continue;
+            }
+            if let Some(chain) = model.summary(path, kind) {
+                if !self.config.allows(&chain.rule, &path.display()) {
+                    self.report_chain(shown, path, chain, kind, start, end);
+                }
+                break;
+            }
+        }
+        true
+    }
+
+    fn report_chain(
+        &mut self,
+        shown: &str,
+        path: &ItemPath,
+        chain: &Chain,
+        kind: Kind,
+        start: Span,
+        end: Span,
+    ) {
+        let name = path.name();
+        let (lane, helper) = if kind == Kind::CpuHeavy {
+            ("#[cpu_bound]", "lanes::run_cpu")
+        } else {
+            ("#[blocking]", "lanes::run_blocking")
+        };
+        let message = match self.scope {
+            Scope::CpuBound => format!(
+                "{shown} blocks inside #[cpu_bound], idling one of the few CPU-lane threads: {}; \
+                 sleeping and blocking I/O belong in a #[blocking] fn",
+                chain.describe()
+            ),
+            _ => format!(
+                "{shown} blocks the tokio worker inside {}: {}; make `{name}` a {lane} fn and \
+                 `.await` it, or call it inside `{helper}(move || ..).await`",
+                self.scope.attribute(),
+                chain.describe()
+            ),
+        };
+        self.findings
+            .push(Finding::new(chain.rule.clone(), message, start, end));
     }
 
     /// A path call written `path(..)`, not awaited.
-    fn check_call(&mut self, call: &ExprCall, path: &[String]) {
+    fn check_call(&mut self, call: &ExprCall, written: &[String], resolved: &Resolved) {
         if !self.checks_blocking_calls() {
             return;
         }
-        let name = path.last().cloned().unwrap_or_default();
         let (start, end) = path_ends(&call.func);
-        for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
-            let canonical_call = match rule.matcher {
-                Matcher::Path { path: pattern, min } if rules::path_matches(path, pattern, min) => {
-                    canonical(pattern, path)
-                }
-                Matcher::PathPrefix(prefix) if rules::path_starts_with(path, prefix) => {
-                    path.join("::")
-                }
-                _ => continue,
-            };
-            self.report_rule(rule, &name, &canonical_call, start, end);
+        if let Resolved::Local(path) = resolved {
+            let shown = format!("`{}(..)`", written.join("::"));
+            if !self.local_call(path, &shown, start, end) {
+                self.check_custom_path(&path.segments, start, end);
+            }
             return;
         }
+        let segments = resolved.segments();
+        if resolved.is_async_runtime()
+            || ASYNC_PREFIXES
+                .iter()
+                .any(|prefix| rules::path_starts_with(segments, prefix))
+        {
+            return;
+        }
+        let name = segments.last().cloned().unwrap_or_default();
+        for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
+            if let Some(canonical_call) = path_rule_match(&rule.matcher, resolved) {
+                self.report_rule(rule, &name, &canonical_call, start, end);
+                return;
+            }
+        }
+        self.check_custom_path(segments, start, end);
+    }
+
+    /// `lanes.toml`'s `path` rules: `Client::query` (a shortened path) and
+    /// `crate::db::Client::query` (a longer one) both name
+    /// `db::Client::query`.
+    fn check_custom_path(&mut self, path: &[String], start: Span, end: Span) {
         let written = path.join("::");
-        for custom in &self.config.blocking {
+        let config = self.config;
+        for custom in &config.blocking {
             let Some(pattern) = &custom.path else {
                 continue;
             };
             let pattern: Vec<&str> = pattern.split("::").collect();
-            // `Client::query` (a shortened path) and `crate::db::Client::query`
-            // (a longer one) both name `db::Client::query`.
-            let longer = path.len() > pattern.len()
-                && path[path.len() - pattern.len()..]
-                    .iter()
-                    .zip(&pattern)
-                    .all(|(w, p)| w == p);
-            if longer || rules::path_matches(path, &pattern, pattern.len().min(2)) {
+            if rules::path_ends_with(path, &pattern)
+                || rules::path_matches(path, &pattern, pattern.len().min(2))
+            {
                 self.report_custom(custom, &pattern.join("::"), &written, start, end);
                 return;
             }
         }
     }
 
-    fn report_custom(
-        &mut self,
-        custom: &crate::config::CustomRule,
-        rule: &str,
-        written: &str,
-        start: Span,
-        end: Span,
-    ) {
+    fn report_custom(&mut self, custom: &CustomRule, rule: &str, written: &str, start: Span, end: Span) {
         if self.config.allows(rule, written) {
             return;
         }
@@ -213,7 +528,23 @@ impl Walker<'_> {
             .fix
             .as_deref()
             .unwrap_or("move this work into a #[blocking] fn");
-        self.report(rule, &call, fix, start, end);
+        self.report(rule, Kind::Blocking, &call, fix, start, end);
+    }
+
+    /// The crate's method that `call` calls, when it is known: `self.m(..)`
+    /// and `Self`'s inside an impl.
+    fn own_method(&self, call: &ExprMethodCall) -> Option<ItemPath> {
+        let (model, place) = self.model?;
+        let Expr::Path(receiver) = peel(&call.receiver) else {
+            return None;
+        };
+        if !receiver.path.is_ident("self") {
+            return None;
+        }
+        let owner = place.self_type.as_ref()?;
+        let mut path = owner.clone();
+        path.segments.push(call.method.to_string());
+        model.fn_info(&path).map(|_| path)
     }
 
     /// A method call, not awaited.
@@ -224,13 +555,28 @@ impl Walker<'_> {
         let name = call.method.to_string();
         let span = call.method.span();
         let end = call.paren_token.span.close();
+        let shown = match receiver_text(&call.receiver) {
+            Some(receiver) => format!("`{receiver}.{name}(..)`"),
+            None => format!("`.{name}(..)`"),
+        };
+        if let Some(path) = self.own_method(call)
+            && self.local_call(&path, &shown, span, end)
+        {
+            return;
+        }
         let canonical_call = format!(".{name}");
+        let origin = self.origin_of(&call.receiver);
         for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
             let hit = match rule.matcher {
                 Matcher::Method { name: wanted, args } => {
                     wanted == name && args.is_none_or(|n| n == call.args.len())
                 }
-                Matcher::CommandMethod(wanted) => wanted == name && self.is_command(&call.receiver),
+                Matcher::OriginMethod { origins, names } => {
+                    names.contains(&name.as_str()) && origin.is_some_and(|o| origins.contains(&o))
+                }
+                Matcher::DieselQuery(names) => {
+                    names.contains(&name.as_str()) && call.args.len() == 1 && self.uses_sync_diesel()
+                }
                 _ => false,
             };
             if hit {
@@ -238,194 +584,616 @@ impl Walker<'_> {
                 return;
             }
         }
-        for custom in &self.config.blocking {
+        let config = self.config;
+        for custom in &config.blocking {
             if custom.method.as_deref() == Some(name.as_str()) {
                 self.report_custom(custom, &canonical_call, &canonical_call, span, end);
                 return;
             }
         }
+        if let Some((model, _)) = self.model
+            && let Some(path) = model.method_by_name(&name, call.args.len())
+        {
+            let path = path.clone();
+            self.local_call(&path, &shown, span, end);
+        }
     }
 
-    /// The receiver chain starts at `std::process::Command::new(..)` or at a
-    /// local bound to one.
-    fn is_command(&self, receiver: &Expr) -> bool {
-        let mut expr = peel(receiver);
-        loop {
-            match expr {
-                Expr::MethodCall(m) => expr = peel(&m.receiver),
-                Expr::Try(t) => expr = peel(&t.expr),
-                Expr::Reference(r) => expr = peel(&r.expr),
-                Expr::Call(c) => {
-                    return written_path(&c.func).is_some_and(|p| {
-                        rules::path_matches(&p, &["std", "process", "Command", "new"], 2)
-                    });
+    /// The module uses diesel's synchronous query methods: it names diesel
+    /// and not diesel-async.
+    fn uses_sync_diesel(&self) -> bool {
+        self.model
+            .is_some_and(|(model, place)| model.uses_crate(place, "diesel") && !model.uses_crate(place, "diesel_async"))
+    }
+
+    /// The std handle an expression is, when its origin is known: built in
+    /// the same chain, bound earlier, or a field or argument of a std type.
+    fn origin_of(&self, expr: &Expr) -> Option<Origin> {
+        match peel(expr) {
+            Expr::Call(call) => {
+                let written = written_path(&call.func)?;
+                constructed(&self.resolve(&written))
+            }
+            Expr::MethodCall(m) => {
+                let inner = self.origin_of(&m.receiver)?;
+                let name = m.method.to_string();
+                match (inner, name.as_str()) {
+                    (_, "unwrap" | "expect" | "unwrap_or_else" | "try_clone" | "by_ref") => Some(inner),
+                    (Origin::Command, "spawn") => Some(Origin::Child),
+                    (Origin::Command, "output" | "status") => None,
+                    (Origin::Command, _) => Some(Origin::Command),
+                    (Origin::OpenOptions, "open") => Some(Origin::File),
+                    (Origin::OpenOptions, _) => Some(Origin::OpenOptions),
+                    (Origin::ThreadBuilder, "spawn") => Some(Origin::Thread),
+                    (Origin::ThreadBuilder, _) => Some(Origin::ThreadBuilder),
+                    (Origin::Stdin, "lock") => Some(Origin::Stdin),
+                    _ => None,
                 }
-                Expr::Path(_) => {
-                    return written_path(expr)
-                        .is_some_and(|p| p.len() == 1 && self.commands.contains(&p[0]));
+            }
+            Expr::Try(t) => self.origin_of(&t.expr),
+            Expr::Reference(r) => self.origin_of(&r.expr),
+            Expr::Path(p) => {
+                let name = p.path.get_ident()?.to_string();
+                self.origins.get(&name).copied().or_else(|| match self.held.get(&name) {
+                    Some(Held::Std(origin)) => Some(*origin),
+                    _ => None,
+                })
+            }
+            Expr::Field(field) => match self.field_held(field)? {
+                Held::Std(origin) => Some(origin),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// What `self.field` holds, from the struct's declaration.
+    fn field_held(&self, field: &syn::ExprField) -> Option<Held> {
+        let (model, place) = self.model?;
+        let Expr::Path(base) = peel(&field.base) else {
+            return None;
+        };
+        if !base.path.is_ident("self") {
+            return None;
+        }
+        let syn::Member::Named(member) = &field.member else {
+            return None;
+        };
+        model.field(place.self_type.as_ref()?, &member.to_string())
+    }
+
+    /// Which lock a `.lock()` receiver is, when its type is known.
+    fn lock_of(&self, receiver: &Expr) -> Option<Held> {
+        match peel(receiver) {
+            Expr::Path(p) => {
+                if let Some(ident) = p.path.get_ident()
+                    && let Some(held) = self.held.get(&ident.to_string())
+                {
+                    return Some(*held);
                 }
-                _ => return false,
+                let (model, _) = self.model?;
+                match self.resolve(&resolve::written(&p.path)) {
+                    Resolved::Local(path) => model.static_held(&path),
+                    _ => None,
+                }
+            }
+            Expr::Field(field) => self.field_held(field),
+            Expr::Reference(r) => self.lock_of(&r.expr),
+            Expr::MethodCall(m) if matches!(m.method.to_string().as_str(), "clone" | "as_ref" | "deref") => {
+                self.lock_of(&m.receiver)
+            }
+            _ => None,
+        }
+    }
+
+    /// Arguments whose declared types say what they hold:
+    /// `hits: Arc<Mutex<u64>>`, `rx: mpsc::Receiver<Job>`.
+    fn remember_arguments(&mut self, sig: &Signature) {
+        let Some((model, place)) = self.model else {
+            return;
+        };
+        for input in &sig.inputs {
+            let FnArg::Typed(typed) = input else {
+                continue;
+            };
+            let name = binding_name(&typed.pat, true);
+            let held = crate::model::classify(model, place, &crate::model::type_paths(&typed.ty));
+            if let (Some(name), Some(held)) = (name, held) {
+                self.held.insert(name, held);
             }
         }
     }
 
-    /// A path call: judged unless `awaited` (the direct operand of `.await`),
-    /// then its parts, except the closures an offloading API runs elsewhere.
-    fn visit_call(&mut self, call: &ExprCall, awaited: bool) {
-        let path = written_path(&call.func);
-        if let (Some(path), false) = (&path, awaited) {
-            self.check_call(call, path);
+    /// Remembers what a `let` binds: std handles, channel receivers,
+    /// accepted streams, locks whose type is written.
+    fn remember_binding(&mut self, stmt: &Stmt) {
+        let Stmt::Local(local) = stmt else {
+            return;
+        };
+        let Some(init) = &local.init else {
+            return;
+        };
+        match &local.pat {
+            Pat::Tuple(tuple) if tuple.elems.len() == 2 => {
+                let names: Vec<Option<String>> =
+                    tuple.elems.iter().map(|p| binding_name(p, false)).collect();
+                if self.is_std_channel(&init.expr)
+                    && let Some(rx) = &names[1]
+                {
+                    self.origins.insert(rx.clone(), Origin::Receiver);
+                }
+                if let Expr::MethodCall(m) = peel(unwrapped(&init.expr))
+                    && m.method == "accept"
+                    && self.origin_of(&m.receiver) == Some(Origin::Listener)
+                    && let Some(stream) = &names[0]
+                {
+                    self.origins.insert(stream.clone(), Origin::Socket);
+                }
+            }
+            pat => {
+                let Some(name) = binding_name(pat, false) else {
+                    return;
+                };
+                match self.origin_of(&init.expr) {
+                    Some(origin) => {
+                        self.origins.insert(name.clone(), origin);
+                    }
+                    None => {
+                        self.origins.remove(&name);
+                    }
+                }
+                if let Some(held) = self.held_by_value(pat, &init.expr) {
+                    self.held.insert(name, held);
+                }
+            }
         }
-        let offloaded = path.is_some_and(|p| {
-            OFFLOADERS
-                .iter()
-                .any(|(pattern, min)| rules::path_matches(&p, pattern, *min))
+    }
+
+    /// What a `let`'s value holds, from its written type or its constructor
+    /// (`Mutex::new(..)`).
+    fn held_by_value(&self, pat: &Pat, init: &Expr) -> Option<Held> {
+        let (model, place) = self.model?;
+        if let Pat::Type(typed) = pat {
+            return crate::model::classify(model, place, &crate::model::type_paths(&typed.ty));
+        }
+        let Expr::Call(call) = peel(init) else {
+            return None;
+        };
+        let mut written = written_path(&call.func)?;
+        written.pop();
+        crate::model::held_by(&self.resolve(&written))
+    }
+
+    fn is_std_channel(&self, expr: &Expr) -> bool {
+        let Expr::Call(call) = peel(expr) else {
+            return false;
+        };
+        let Some(written) = written_path(&call.func) else {
+            return false;
+        };
+        let resolved = self.resolve(&written);
+        [&["std", "sync", "mpsc", "channel"][..], &["std", "sync", "mpsc", "sync_channel"]]
+            .iter()
+            .any(|pattern| path_rule_match(&Matcher::Path { path: pattern, min: 2 }, &resolved).is_some())
+    }
+
+    /// A path call: judged unless `awaited`, then its parts, except the
+    /// closures an offloading API runs elsewhere. The arguments of a call
+    /// that awaits or spawns futures are awaited.
+    fn visit_call(&mut self, call: &ExprCall, awaited: bool) {
+        let written = written_path(&call.func);
+        let resolved = written.as_ref().map(|w| self.resolve(w));
+        // std has no async fns to await, so a std call is judged wherever
+        // its value goes.
+        let judged = !awaited || resolved.as_ref().is_some_and(names_std);
+        if let (Some(written), Some(resolved), true) = (&written, &resolved, judged) {
+            self.check_call(call, written, resolved);
+        }
+        let offloaded = resolved
+            .as_ref()
+            .is_some_and(|r| flow::is_offloader(r.segments(), &self.config.offload));
+        let consumes = written.as_ref().and_then(|w| w.last()).is_some_and(|name| {
+            FUTURE_CONSUMERS.contains(&name.as_str())
         });
         self.visit_expr(&call.func);
         for arg in &call.args {
-            if !(offloaded && is_sync_closure(arg)) {
+            if offloaded && self.skip_offloaded(arg) {
+                continue;
+            }
+            if consumes {
+                self.visit_awaited(arg);
+            } else if awaited {
+                self.visit_argument_of_awaited(arg);
+            } else {
                 self.visit_expr(arg);
             }
         }
     }
 
-    /// A method call, as [`Walker::visit_call`].
+    /// A method call, as [`Walker::visit_call`]; the receiver of a future's
+    /// adapter (`fut.map_err(..).await`) is awaited too.
     fn visit_method(&mut self, call: &ExprMethodCall, awaited: bool) {
         if !awaited {
             self.check_method(call);
         }
-        let offloaded = OFFLOADING_METHODS.contains(&call.method.to_string().as_str());
-        self.visit_expr(&call.receiver);
+        let name = call.method.to_string();
+        let offloading = flow::is_offloading_method(&name, &self.config.offload);
+        let consumes = FUTURE_CONSUMERS.contains(&name.as_str());
+        if awaited && FUTURE_ADAPTERS.contains(&name.as_str()) {
+            self.visit_awaited(&call.receiver);
+        } else {
+            self.visit_expr(&call.receiver);
+        }
         for arg in &call.args {
-            if !(offloaded && is_sync_closure(arg)) {
+            if offloading && self.skip_offloaded(arg) {
+                continue;
+            }
+            if consumes && !offloading {
+                self.visit_awaited(arg);
+            } else if awaited {
+                self.visit_argument_of_awaited(arg);
+            } else {
                 self.visit_expr(arg);
             }
         }
     }
 
-    /// An expression whose value is awaited (by `.await` or by `join!`): a
-    /// call or method call there is not itself blocking.
+    /// An argument of an offloading API: a sync closure is not checked, and
+    /// in `spawn_blocking({ let x = ..; move || .. })` only the statements
+    /// before the closure are. `false` when the argument is not a closure.
+    fn skip_offloaded(&mut self, arg: &Expr) -> bool {
+        match peel(arg) {
+            closure if is_sync_closure(closure) => true,
+            Expr::Block(block) => match block.block.stmts.split_last() {
+                Some((Stmt::Expr(tail, None), before)) if is_sync_closure(tail) => {
+                    for stmt in before {
+                        self.visit_stmt(stmt);
+                    }
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// An expression whose value is awaited (by `.await`, a consumer such
+    /// as `timeout`, `join!`, `select!`): a call there builds a future.
     fn visit_awaited(&mut self, expr: &Expr) {
         match peel(expr) {
             Expr::Call(call) => self.visit_call(call, true),
             Expr::MethodCall(call) => self.visit_method(call, true),
-            other => self.visit_expr(other),
+            // `join_all(vec![a, b])`, `select_all([a, b])`.
+            Expr::Array(array) => {
+                for elem in &array.elems {
+                    self.visit_awaited(elem);
+                }
+            }
+            Expr::Macro(mac) if mac.mac.path.is_ident("vec") => {
+                match mac
+                    .mac
+                    .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+                {
+                    Ok(elems) => {
+                        for elem in &elems {
+                            self.visit_awaited(elem);
+                        }
+                    }
+                    Err(_) => self.visit_macro_body(&mac.mac),
+                }
+            }
+            other => self.visit_argument_of_awaited(other),
         }
     }
 
-    /// Checks `stmts` for std lock guards that are still alive at a later
-    /// `.await` of the same block.
-    fn check_guards(&mut self, stmts: &[Stmt]) {
-        for (i, stmt) in stmts.iter().enumerate() {
-            let Some((guard, method)) = guard_binding(stmt) else {
+    /// An argument of an awaited call: a sync closure there returns the
+    /// future (`retry(|| fetch(..)).await`), so its tail is awaited.
+    fn visit_argument_of_awaited(&mut self, arg: &Expr) {
+        let Expr::Closure(closure) = peel(arg) else {
+            return self.visit_expr(arg);
+        };
+        if closure.asyncness.is_some() {
+            return self.visit_expr(arg);
+        }
+        match peel(&closure.body) {
+            Expr::Block(block) => match block.block.stmts.split_last() {
+                Some((Stmt::Expr(tail, None), before)) => {
+                    for stmt in before {
+                        self.visit_stmt(stmt);
+                    }
+                    self.visit_awaited(tail);
+                }
+                _ => self.visit_expr(&closure.body),
+            },
+            body => self.visit_awaited(body),
+        }
+    }
+
+    /// The guard a pattern binds from a lock: `let g = m.lock().unwrap();`,
+    /// `let Ok(g) = m.lock() else { .. };`, `if let Ok(g) = m.lock()`, a
+    /// `match` arm `Ok(g) =>`, `.lock().map_err(..)?`. Only a std or
+    /// parking_lot lock: known by its type, or by a `LockResult` unwrapped,
+    /// which tokio's `.lock()` future does not return.
+    fn guard_from(&self, pat: &Pat, value: &Expr) -> Option<Guard> {
+        const LOCKS: &[&str] = &["lock", "read", "write", "try_lock", "try_read", "try_write"];
+        const UNWRAPS: &[&str] = &["unwrap", "expect", "unwrap_or_else", "map_err"];
+        let name = binding_name(pat, true)?;
+        if self.flows.awaited.contains(&name) {
+            return None;
+        }
+        let mut unwrapped = unwraps_a_result(pat);
+        let mut expr = peel(value);
+        let lock = loop {
+            match expr {
+                Expr::Try(t) => {
+                    unwrapped = true;
+                    expr = peel(&t.expr);
+                }
+                Expr::MethodCall(m) if UNWRAPS.contains(&m.method.to_string().as_str()) => {
+                    unwrapped = true;
+                    expr = peel(&m.receiver);
+                }
+                Expr::MethodCall(m)
+                    if m.args.is_empty() && LOCKS.contains(&m.method.to_string().as_str()) =>
+                {
+                    break m;
+                }
+                _ => return None,
+            }
+        };
+        let method = lock.method.to_string();
+        let parking_lot = match self.lock_of(&lock.receiver) {
+            Some(Held::StdLock) => false,
+            Some(Held::ParkingLotLock) => true,
+            Some(_) => return None,
+            None if unwrapped && !method.starts_with("try_") => false,
+            None => return None,
+        };
+        Some(Guard {
+            name,
+            method,
+            line: lock.method.span().start().line,
+            parking_lot,
+        })
+    }
+
+    /// Reports each `.await` of `stmts` at which a lock guard is alive:
+    /// those bound in `stmts` (unless `only_inherited`) and `inherited`.
+    fn check_guards(&mut self, stmts: &[Stmt], inherited: Vec<Guard>, only_inherited: bool) {
+        let mut live = inherited;
+        for stmt in stmts {
+            if let Some(name) = dropped(stmt) {
+                live.retain(|g| g.name != name);
                 continue;
-            };
-            for later in &stmts[i + 1..] {
-                if is_drop_of(later, &guard) {
-                    break;
+            }
+            if let Stmt::Local(local) = stmt {
+                // A new binding of the name ends the old guard's use by name.
+                if let Some(name) = binding_name(&local.pat, true) {
+                    live.retain(|g| g.name != name);
                 }
-                if let Some((dot, await_kw)) = first_await(later) {
-                    let message = format!(
-                        "std lock guard `{guard}` (from `.{method}()`) is still held at this `.await`: \
-                         the lock stays taken while the task is suspended, stalling every thread \
-                         that needs it; drop the guard before awaiting (`drop({guard})` or end its \
-                         block), or use `tokio::sync::Mutex`"
-                    );
-                    self.findings.push(Finding::new(
-                        "std-guard-across-await",
-                        message,
-                        dot,
-                        await_kw,
-                    ));
-                    break;
+                if !only_inherited
+                    && let Some(init) = &local.init
+                    && let Some(guard) = self.guard_from(&local.pat, &init.expr)
+                {
+                    live.push(guard);
+                    continue;
                 }
+            }
+            if !live.is_empty()
+                && let Some((dot, await_kw)) = first_await_in_stmt(stmt)
+            {
+                self.report_guards(&live, dot, await_kw);
             }
         }
     }
 
-    fn remember_commands(&mut self, stmt: &Stmt) {
-        if let Stmt::Local(local) = stmt
-            && let (Some(name), Some(init)) = (binding_name(&local.pat), &local.init)
-            && self.is_command(&init.expr)
+    /// `if let Ok(g) = m.lock() { .. }` and `match m.lock() { Ok(g) => .. }`:
+    /// the guard is alive in the branch.
+    fn check_branch_guards(&mut self, pat: &Pat, value: &Expr, branch: Branch<'_>) {
+        let Some(guard) = self.guard_from(pat, value) else {
+            return;
+        };
+        let block = match branch {
+            Branch::Block(block) => Some(block),
+            Branch::Expr(expr) => match peel(expr) {
+                Expr::Block(block) => Some(&block.block),
+                _ => None,
+            },
+        };
+        match (block, branch) {
+            (Some(block), _) => self.check_guards(&block.stmts, vec![guard], true),
+            (None, Branch::Expr(expr)) => {
+                if let Some((dot, await_kw)) = first_await_in_expr(expr) {
+                    self.report_guards(&[guard], dot, await_kw);
+                }
+            }
+            (None, Branch::Block(_)) => {}
+        }
+    }
+
+    fn report_guards(&mut self, live: &[Guard], dot: Span, await_kw: Span) {
+        let kind = if live.iter().all(|g| g.parking_lot) {
+            "parking_lot"
+        } else {
+            "std"
+        };
+        let guards: Vec<String> = live
+            .iter()
+            .map(|g| format!("`{}` (from `.{}()` on line {})", g.name, g.method, g.line))
+            .collect();
+        let (noun, verb) = if live.len() == 1 {
+            ("guard", "is")
+        } else {
+            ("guards", "are")
+        };
+        let message = format!(
+            "{kind} lock {noun} {} {verb} still held at this `.await`: the lock stays taken while \
+             the task is suspended, stalling every thread that needs it; drop the guard before \
+             awaiting (`drop({})` or end its block), or use `tokio::sync::Mutex`",
+            guards.join(" and "),
+            live[0].name
+        );
+        self.findings.push(Finding::new(
+            "std-guard-across-await",
+            message,
+            dot,
+            await_kw,
+        ));
+    }
+
+    /// Macro bodies: an expression list (`println!`, `vec!`, `join!`) is
+    /// checked as expressions; anything else (`select!`, `json!`, tracing's
+    /// fields) piece by piece, between its separators.
+    fn visit_macro_body(&mut self, mac: &syn::Macro) {
+        let name = mac.path.segments.last().map(|s| s.ident.to_string());
+        let name = name.as_deref();
+        let select = matches!(name, Some("select" | "select_biased"));
+        if !select
+            && let Ok(args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
         {
-            self.commands.insert(name);
+            let awaits_args = matches!(name, Some("join" | "try_join" | "pin"));
+            for arg in &args {
+                if awaits_args {
+                    self.visit_awaited(arg);
+                } else {
+                    self.visit_expr(arg);
+                }
+            }
+            return;
+        }
+        self.visit_tokens(mac.tokens.clone(), select);
+    }
+
+    /// Checks each piece of `tokens` between `,` `;` `:` `=` and `=>` that
+    /// parses as an expression, and the groups inside those that do not. In
+    /// `select!`, the future of each branch (`pattern = future =>`) is
+    /// awaited.
+    fn visit_tokens(&mut self, tokens: TokenStream, select: bool) {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut piece = Vec::new();
+        let mut after_equals = false;
+        let mut i = 0;
+        while i < trees.len() {
+            let separator = separator_at(&trees, i);
+            match separator {
+                Some(sep) => {
+                    let awaited = select && after_equals && sep.arrow;
+                    self.visit_piece(std::mem::take(&mut piece), awaited);
+                    after_equals = sep.equals;
+                    i += sep.width;
+                }
+                None => {
+                    piece.push(trees[i].clone());
+                    i += 1;
+                }
+            }
+        }
+        self.visit_piece(piece, false);
+    }
+
+    fn visit_piece(&mut self, mut piece: Vec<TokenTree>, awaited: bool) {
+        // tracing's `%value` and `?value` field sigils.
+        while matches!(piece.first(), Some(TokenTree::Punct(p)) if matches!(p.as_char(), '%' | '?')) {
+            piece.remove(0);
+        }
+        if piece.is_empty() {
+            return;
+        }
+        let stream: TokenStream = piece.iter().cloned().collect();
+        match syn::parse2::<Expr>(stream) {
+            Ok(expr) if awaited => self.visit_awaited(&expr),
+            Ok(expr) => self.visit_expr(&expr),
+            Err(_) => {
+                for tree in piece {
+                    if let TokenTree::Group(group) = tree
+                        && group.delimiter() != Delimiter::None
+                    {
+                        self.visit_tokens(group.stream(), false);
+                    }
+                }
+            }
         }
     }
 }
 
-/// The name bound by a simple `let` pattern (`g`, `mut g`, `g: T`).
-fn binding_name(pat: &Pat) -> Option<String> {
-    match pat {
-        Pat::Ident(p) => Some(p.ident.to_string()),
-        Pat::Type(p) => binding_name(&p.pat),
+/// Where a lock guard from an `if let` or a `match` arm is alive.
+#[derive(Clone, Copy)]
+enum Branch<'a> {
+    Block(&'a Block),
+    Expr(&'a Expr),
+}
+
+/// A separator of a macro's pieces at `trees[i]`.
+struct Separator {
+    /// How many tokens it spans (`=>` is two).
+    width: usize,
+    /// `=`: what follows is a `select!` branch's future.
+    equals: bool,
+    /// `=>`: what preceded was that future.
+    arrow: bool,
+}
+
+fn separator_at(trees: &[TokenTree], i: usize) -> Option<Separator> {
+    let TokenTree::Punct(p) = &trees[i] else {
+        return None;
+    };
+    let joined_before = i > 0
+        && matches!(&trees[i - 1], TokenTree::Punct(prev) if prev.spacing() == Spacing::Joint);
+    let next_char = match trees.get(i + 1) {
+        Some(TokenTree::Punct(next)) => Some(next.as_char()),
+        _ => None,
+    };
+    let plain = |equals| Some(Separator {
+        width: 1,
+        equals,
+        arrow: false,
+    });
+    match p.as_char() {
+        ',' | ';' => plain(false),
+        '=' if p.spacing() == Spacing::Joint && next_char == Some('>') && !joined_before => {
+            Some(Separator {
+                width: 2,
+                equals: false,
+                arrow: true,
+            })
+        }
+        '=' if p.spacing() == Spacing::Alone && !joined_before => plain(true),
+        ':' if p.spacing() == Spacing::Alone && !joined_before => plain(false),
         _ => None,
     }
 }
 
-/// `let g = m.lock().unwrap();` and its shapes (`.read()`, `.write()`,
-/// `.try_lock()`, `.expect(..)`, `.unwrap_or_else(..)`, parking_lot's bare
-/// `.lock()`): the guard's name and the locking method.
-fn guard_binding(stmt: &Stmt) -> Option<(String, String)> {
-    const LOCKS: &[&str] = &["lock", "read", "write", "try_lock", "try_read", "try_write"];
-    const UNWRAPS: &[&str] = &["unwrap", "expect", "unwrap_or_else"];
-    let Stmt::Local(local) = stmt else {
-        return None;
-    };
-    let name = binding_name(&local.pat)?;
-    let mut expr = peel(&local.init.as_ref()?.expr);
-    loop {
-        match expr {
-            Expr::Try(t) => expr = peel(&t.expr),
-            Expr::MethodCall(m) if UNWRAPS.contains(&m.method.to_string().as_str()) => {
-                expr = peel(&m.receiver);
-            }
-            Expr::MethodCall(m)
-                if m.args.is_empty() && LOCKS.contains(&m.method.to_string().as_str()) =>
-            {
-                return Some((name, m.method.to_string()));
-            }
-            _ => return None,
+/// `value?`, `value.unwrap()`: the value inside.
+fn unwrapped(expr: &Expr) -> &Expr {
+    match peel(expr) {
+        Expr::Try(t) => unwrapped(&t.expr),
+        Expr::MethodCall(m) if matches!(m.method.to_string().as_str(), "unwrap" | "expect") => {
+            unwrapped(&m.receiver)
         }
+        other => other,
     }
 }
 
-/// `drop(name);`
-fn is_drop_of(stmt: &Stmt, name: &str) -> bool {
-    let Stmt::Expr(Expr::Call(call), _) = stmt else {
-        return false;
-    };
-    written_path(&call.func).is_some_and(|p| p.last().is_some_and(|f| f == "drop"))
-        && call.args.len() == 1
-        && written_path(&call.args[0]).is_some_and(|p| p == [name])
-}
-
-/// The body awaits something itself, not only inside a closure, async
-/// block or item it holds.
-pub fn awaits(body: &Block) -> bool {
-    body.stmts.iter().any(|stmt| first_await(stmt).is_some())
-}
-
-/// The first `.await` of this statement itself, not of a closure, async
-/// block or item inside it: the spans of its `.` and `await`.
-fn first_await(stmt: &Stmt) -> Option<(Span, Span)> {
-    struct FirstAwait(Option<(Span, Span)>);
-    impl<'ast> Visit<'ast> for FirstAwait {
-        fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
-            visit::visit_expr_await(self, e);
-            self.0.get_or_insert((e.dot_token.span, e.await_token.span));
-        }
-        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
-        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
-        fn visit_item(&mut self, _: &'ast syn::Item) {}
+/// `user`, `self.user`: a receiver simple enough to name in a message.
+fn receiver_text(expr: &Expr) -> Option<String> {
+    match peel(expr) {
+        Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
+        Expr::Field(f) => match &f.member {
+            syn::Member::Named(name) => Some(format!("{}.{name}", receiver_text(&f.base)?)),
+            syn::Member::Unnamed(_) => None,
+        },
+        _ => None,
     }
-    let mut finder = FirstAwait(None);
-    finder.visit_stmt(stmt);
-    finder.0
 }
 
 impl<'ast> Visit<'ast> for Walker<'_> {
     fn visit_block(&mut self, block: &'ast Block) {
+        let uses_before = self.local_uses.len();
         for stmt in &block.stmts {
+            if let Stmt::Item(syn::Item::Use(item)) = stmt {
+                collect_uses(&item.tree, Vec::new(), &mut self.local_uses);
+                continue;
+            }
             match escape::statement_allow(stmt) {
                 Some(Ok(())) => {}
                 Some(Err(error)) => {
@@ -439,14 +1207,29 @@ impl<'ast> Visit<'ast> for Walker<'_> {
                 }
                 None => self.visit_stmt(stmt),
             }
-            self.remember_commands(stmt);
+            self.remember_binding(stmt);
         }
-        if matches!(
-            self.scope,
-            Scope::IoBound | Scope::Async | Scope::BackgroundAsync
-        ) {
-            self.check_guards(&block.stmts);
+        if self.checks_guards() {
+            self.check_guards(&block.stmts, Vec::new(), false);
         }
+        self.local_uses.truncate(uses_before);
+    }
+
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        if let (Some(name), Some(init)) = (binding_name(&local.pat, false), &local.init) {
+            let offloaded = self.flows.offloaded.contains(&name) && is_sync_closure(&init.expr);
+            let awaited = self.flows.awaited.contains(&name);
+            if offloaded || awaited {
+                if awaited && !offloaded {
+                    self.visit_awaited(&init.expr);
+                }
+                if let Some((_, diverge)) = &init.diverge {
+                    self.visit_expr(diverge);
+                }
+                return;
+            }
+        }
+        visit::visit_local(self, local);
     }
 
     fn visit_expr_call(&mut self, call: &'ast ExprCall) {
@@ -457,8 +1240,27 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         self.visit_method(call, false);
     }
 
+    fn visit_expr_if(&mut self, e: &'ast syn::ExprIf) {
+        visit::visit_expr_if(self, e);
+        if self.checks_guards()
+            && let Expr::Let(cond) = peel(&e.cond)
+        {
+            self.check_branch_guards(&cond.pat, &cond.expr, Branch::Block(&e.then_branch));
+        }
+    }
+
+    fn visit_expr_match(&mut self, e: &'ast syn::ExprMatch) {
+        visit::visit_expr_match(self, e);
+        if self.checks_guards() {
+            for arm in &e.arms {
+                self.check_branch_guards(&arm.pat, &e.expr, Branch::Expr(&arm.body));
+            }
+        }
+    }
+
     fn visit_expr_await(&mut self, e: &'ast syn::ExprAwait) {
         if self.async_depth == 0
+            && !self.summarizing
             && matches!(
                 self.scope,
                 Scope::Blocking | Scope::CpuBound | Scope::BackgroundSync
@@ -490,6 +1292,9 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_expr_async(&mut self, e: &'ast syn::ExprAsync) {
+        if self.summarizing {
+            return;
+        }
         self.async_depth += 1;
         visit::visit_expr_async(self, e);
         self.async_depth -= 1;
@@ -497,6 +1302,9 @@ impl<'ast> Visit<'ast> for Walker<'_> {
 
     fn visit_expr_closure(&mut self, e: &'ast syn::ExprClosure) {
         let is_async = e.asyncness.is_some();
+        if is_async && self.summarizing {
+            return;
+        }
         self.async_depth += usize::from(is_async);
         visit::visit_expr_closure(self, e);
         self.async_depth -= usize::from(is_async);
@@ -505,20 +1313,37 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     /// Items nested in a body (helper fns, impls) do not run where the body runs.
     fn visit_item(&mut self, _: &'ast syn::Item) {}
 
-    /// Macro arguments are checked when they parse as expressions
-    /// (`println!`, `vec!`, `format!`); the futures given to `join!` and
-    /// `try_join!` are awaited by the macro.
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-        let Ok(args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) else {
-            return;
-        };
-        let name = mac.path.segments.last().map(|s| s.ident.to_string());
-        let awaits_args = matches!(name.as_deref(), Some("join" | "try_join"));
-        for arg in &args {
-            if awaits_args {
-                self.visit_awaited(arg);
-            } else {
-                self.visit_expr(arg);
+        self.visit_macro_body(mac);
+    }
+}
+
+/// `use` items inside a body, as (name, target) pairs.
+fn collect_uses(tree: &syn::UseTree, mut prefix: Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            collect_uses(&p.tree, prefix, out);
+        }
+        syn::UseTree::Name(n) if n.ident == "self" => {
+            if let Some(last) = prefix.last().cloned() {
+                out.push((last, prefix));
+            }
+        }
+        syn::UseTree::Name(n) => {
+            prefix.push(n.ident.to_string());
+            out.push((n.ident.to_string(), prefix));
+        }
+        syn::UseTree::Rename(r) => {
+            if r.ident != "self" {
+                prefix.push(r.ident.to_string());
+            }
+            out.push((r.rename.to_string(), prefix));
+        }
+        syn::UseTree::Glob(_) => {}
+        syn::UseTree::Group(g) => {
+            for tree in &g.items {
+                collect_uses(tree, prefix.clone(), out);
             }
         }
     }
