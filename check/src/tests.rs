@@ -714,4 +714,183 @@ async fn handler() {
             .collect();
         assert_eq!(found, [5]);
     }
+
+    #[test]
+    fn guards_fire_only_on_std_and_parking_lot_locks_in_every_shape() {
+        let lib = r#"
+use std::sync::{Arc, Mutex};
+use tokio::sync::RwLock;
+static COUNTS: std::sync::LazyLock<Mutex<u64>> = std::sync::LazyLock::new(Default::default);
+struct State { names: Mutex<Vec<String>>, cache: RwLock<u64>, fast: parking_lot::Mutex<u8> }
+impl State {
+    async fn shapes(&self, hits: Arc<Mutex<u64>>, shared: Arc<RwLock<u64>>) {
+        let names = self.names.lock().unwrap();
+        save().await;
+        drop(names);
+        let cache = self.cache.write().await;
+        save().await;
+        let fast = self.fast.lock();
+        save().await;
+        drop(fast);
+        let maybe = shared.try_read();
+        save().await;
+        if let Ok(mut h) = hits.lock() {
+            *h += 1;
+            save().await;
+        }
+        match COUNTS.lock() {
+            Ok(c) => save().await,
+            Err(_) => {}
+        }
+        let Ok(c) = hits.lock() else { return };
+        let d = hits.lock().map_err(|_| ()).unwrap();
+        save().await;
+    }
+}
+async fn save() {}
+"#;
+        let found = crate_findings(&[("src/lib.rs", lib)]);
+        let lines: Vec<usize> = found.iter().map(|f| f.1).collect();
+        assert_eq!(lines, [9, 14, 20, 23, 28]);
+        assert!(found[0].3.starts_with(
+            "std lock guard `names` (from `.lock()` on line 8) is still held at this `.await`"
+        ));
+        assert!(found[1].3.starts_with("parking_lot lock guard `fast` (from `.lock()` on line 13)"));
+        assert!(found[4].3.starts_with(
+            "std lock guards `c` (from `.lock()` on line 26) and `d` (from `.lock()` on line 27) \
+             are still held at this `.await`"
+        ));
+    }
+
+    #[test]
+    fn a_lock_future_passed_on_is_not_a_guard() {
+        let lib = r#"
+async fn handler(m: std::sync::Arc<tokio::sync::Mutex<u8>>, other: Other) {
+    let fut = other.lock();
+    let g = tokio::time::timeout(std::time::Duration::from_secs(1), fut).await;
+    let h = other.lock();
+    work().await;
+}
+async fn work() {}
+"#;
+        assert!(hotspots(&[("src/lib.rs", lib)]).is_empty());
+    }
+
+    #[test]
+    fn std_handles_are_known_by_where_they_came_from() {
+        let lib = r#"
+use std::io::{Read, Write, IsTerminal};
+use std::net::TcpListener;
+async fn handler(rx: std::sync::mpsc::Receiver<u8>, pool: Pool) {
+    let tty = std::io::stdin().is_terminal();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    stream.write_all(b"x").unwrap();
+    let tokio_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let accepted = tokio_listener.accept().await;
+    let conn = pool.accept();
+    let mut file = std::fs::OpenOptions::new().append(true).open("log").unwrap();
+    file.sync_all().unwrap();
+    let other = std::fs::File::options().read(true).open("x");
+    let job = rx.recv();
+    let (tx, jobs) = std::sync::mpsc::channel::<u8>();
+    let next = jobs.recv_timeout(std::time::Duration::from_secs(1));
+    let addrs = "example.com:443".to_socket_addrs();
+    std::thread::scope(|s| { s.spawn(|| 1); });
+    let task = tokio::spawn(async {});
+    let joined = task.join();
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [
+                at("src/lib.rs", 7, "stdin"),
+                at("src/lib.rs", 9, "socket-accept"),
+                at("src/lib.rs", 10, "std-io"),
+                at("src/lib.rs", 14, "file-open"),
+                at("src/lib.rs", 15, "std-io"),
+                at("src/lib.rs", 16, "file-open"),
+                at("src/lib.rs", 17, "mpsc-recv"),
+                at("src/lib.rs", 19, "mpsc-recv"),
+                at("src/lib.rs", 20, "dns-lookup"),
+                at("src/lib.rs", 21, "thread-scope"),
+            ]
+        );
+    }
+
+    #[test]
+    fn sync_database_clients_archives_and_fs_err() {
+        let lib = r#"
+use diesel::prelude::*;
+async fn handler(url: String) {
+    let mut conn = diesel::PgConnection::establish(&url).unwrap();
+    let rows = users.load::<User>(&mut conn);
+    let pg = postgres::Client::connect(&url, postgres::NoTls);
+    let db = rusqlite::Connection::open("app.db");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let con = client.get_connection();
+    let mut archive = tar::Archive::new(file);
+    archive.unpack("out").unwrap();
+    let zip = zip::ZipArchive::new(reader);
+    let text = fs_err::read_to_string("a");
+    let fine = fs_err::tokio::read_to_string("a").await;
+    let async_client = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await;
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [
+                at("src/lib.rs", 4, "sync-database"),
+                at("src/lib.rs", 5, "sync-database"),
+                at("src/lib.rs", 6, "sync-database"),
+                at("src/lib.rs", 7, "sync-database"),
+                at("src/lib.rs", 9, "sync-database"),
+                at("src/lib.rs", 11, "archive"),
+                at("src/lib.rs", 12, "archive"),
+                at("src/lib.rs", 13, "std-fs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn path_stats_are_warnings_for_the_audit_and_pass_the_macros() {
+        let body = "async fn h(p: std::path::PathBuf) { let e = p.exists(); let m = p.metadata(); }";
+        let item: syn::ItemFn = syn::parse_str(body).unwrap();
+        let audit = crate::scan(&item.block, Scope::Async, &Config::default());
+        assert_eq!(audit.len(), 2);
+        assert!(audit.iter().all(|f| f.rule == "path-stat" && f.severity == crate::Severity::Warning));
+        assert!(crate::scan(&item.block, Scope::IoBound, &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn macro_bodies_that_are_not_expression_lists_are_read_piece_by_piece() {
+        let lib = r#"
+async fn handler(p: String) {
+    tokio::select! {
+        bytes = fs::read(&p) => drop(bytes),
+        _ = tokio::time::sleep(d) => { std::thread::sleep(d); }
+    }
+    let body = serde_json::json!({ "text": std::fs::read_to_string(&p).unwrap(), "n": 1 });
+    tracing::info!(size = %std::fs::read(&p).unwrap().len(), user = ?p, "read {}", p);
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [
+                at("src/lib.rs", 5, "thread-sleep"),
+                at("src/lib.rs", 7, "std-fs"),
+                at("src/lib.rs", 8, "std-fs"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_message_names_its_rule_for_allow() {
+        let item: syn::ItemFn =
+            syn::parse_str("async fn h() { std::thread::sleep(d); }").unwrap();
+        let found = crate::scan(&item.block, Scope::IoBound, &Config::default());
+        assert!(found[0].message_with_rule().ends_with(" [lanes::thread-sleep]"));
+    }
 }

@@ -269,11 +269,10 @@ impl Model {
                 if let Some(&lib) = self.libraries.get(first) {
                     return self.walk(self.roots[lib], rest, depth);
                 }
-                if let Some(resolved) = self.through_globs(module, first, rest, depth) {
-                    return Some(resolved);
+                if KNOWN_CRATES.contains(&first.as_str()) && !rest.is_empty() {
+                    return Some(Resolved::External(segments.to_vec()));
                 }
-                (KNOWN_CRATES.contains(&first.as_str()) && !rest.is_empty())
-                    .then(|| Resolved::External(segments.to_vec()))
+                self.through_globs(module, first, rest, depth)
             }
         }
     }
