@@ -467,9 +467,11 @@ impl<'a> Walker<'a> {
         }
         let (start, end) = path_ends(&call.func);
         if let Resolved::Local(path) = resolved {
-            let shown = format!("`{}(..)`", written.join("::"));
-            if !self.local_call(path, &shown, start, end) {
-                self.check_custom_path(&path.segments, start, end);
+            // A project rule names the crate's own fn: it blocks, whatever
+            // its body shows.
+            if !self.check_custom_path(&path.segments, start, end) {
+                let shown = format!("`{}(..)`", written.join("::"));
+                self.local_call(path, &shown, start, end);
             }
             return;
         }
@@ -493,8 +495,8 @@ impl<'a> Walker<'a> {
 
     /// `lanes.toml`'s `path` rules: `Client::query` (a shortened path) and
     /// `crate::db::Client::query` (a longer one) both name
-    /// `db::Client::query`.
-    fn check_custom_path(&mut self, path: &[String], start: Span, end: Span) {
+    /// `db::Client::query`. `true` when one matches.
+    fn check_custom_path(&mut self, path: &[String], start: Span, end: Span) -> bool {
         let written = path.join("::");
         let config = self.config;
         for custom in &config.blocking {
@@ -506,9 +508,10 @@ impl<'a> Walker<'a> {
                 || rules::path_matches(path, &pattern, pattern.len().min(2))
             {
                 self.report_custom(custom, &pattern.join("::"), &written, start, end);
-                return;
+                return true;
             }
         }
+        false
     }
 
     fn report_custom(&mut self, custom: &CustomRule, rule: &str, written: &str, start: Span, end: Span) {

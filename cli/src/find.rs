@@ -14,6 +14,8 @@ pub(crate) struct AsyncBody<'ast> {
     /// The body itself is an `async fn`'s (rather than an async block's).
     pub(crate) is_async_fn: bool,
     pub(crate) line: usize,
+    /// The `async fn`'s signature, for its arguments' types.
+    pub(crate) sig: Option<&'ast Signature>,
     /// Borrowed from the file; owned only for a closure whose body is an
     /// expression rather than a block.
     pub(crate) block: Cow<'ast, Block>,
@@ -51,7 +53,7 @@ fn has_lane_attribute(attrs: &[syn::Attribute]) -> bool {
 }
 
 impl<'ast> Finder<'ast> {
-    fn function(&mut self, attrs: &[syn::Attribute], sig: &Signature, block: &'ast Block) {
+    fn function(&mut self, attrs: &[syn::Attribute], sig: &'ast Signature, block: &'ast Block) {
         if has_lane_attribute(attrs) {
             return;
         }
@@ -66,6 +68,7 @@ impl<'ast> Finder<'ast> {
                 function: name.clone(),
                 is_async_fn: true,
                 line,
+                sig: Some(sig),
                 block: Cow::Borrowed(block),
             });
             self.inside_async = true;
@@ -89,6 +92,7 @@ impl<'ast> Finder<'ast> {
             function,
             is_async_fn: false,
             line,
+            sig: None,
             block,
         });
     }

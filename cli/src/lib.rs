@@ -1,13 +1,14 @@
 //! `cargo lanes audit`: the blocking calls in async code that carries no
 //! lanes attribute yet, found by the same rules the `lanes` macros apply.
 
+mod crates;
 mod find;
 pub mod output;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use lanes_check::{BUILTIN, Config, ConfigError, Kind, Scope};
+use lanes_check::{BUILTIN, Config, ConfigError, Kind, Model, Scope, SourceFile};
 use serde::Serialize;
 
 /// What an audit found.
@@ -118,9 +119,12 @@ fn rule_kind(id: &str) -> Option<Kind> {
 }
 
 /// Audits every `.rs` file under `root`, skipping `target/` and hidden
-/// folders. Each file follows the `lanes.toml` of its nearest folder that
-/// has one, up to `root`. Files are read one at a time, so memory stays flat
-/// however large the tree.
+/// folders. Each cargo package below `root` is read as its crates are
+/// compiled, from their roots through their `mod` lines, so that names
+/// resolve and calls into the crate's own helpers are followed; a file no
+/// root reaches is read as a crate of its own. Each file follows the
+/// `lanes.toml` of its nearest folder that has one, up to `root`. One
+/// package is held in memory at a time.
 pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     let files = rust_files(root);
     let mut report = Report {
@@ -129,33 +133,21 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     };
     let mut roles = HashMap::new();
     let mut configs = Configs::new(root);
-    for path in files {
-        let file = display_path(root, &path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) => {
-                report.skipped.push(Skipped {
-                    file,
-                    reason: error.to_string(),
-                });
-                continue;
-            }
-        };
-        match syn::parse_file(&text) {
-            Ok(ast) => {
-                find::router_roles(&ast, &mut roles);
-                let config = configs.for_file(&path)?;
-                report.flagged.extend(flag(&file, &ast, config));
-            }
-            Err(error) => {
-                let at = error.span().start();
-                let reason = format!("{}:{}: {error}", at.line, at.column + 1);
-                report.skipped.push(Skipped { file, reason });
-            }
+    for group in crates::group_by_package(root, &files) {
+        let config = configs.for_file(&group.dir.join("lib.rs"))?.clone();
+        let (model, sources, skipped) = crates::build(root, &group, &config);
+        report.skipped.extend(skipped);
+        for source in &sources {
+            find::router_roles(&source.ast, &mut roles);
+            let config = configs.for_file(&source.path)?;
+            report
+                .flagged
+                .extend(flag(&source.display, source, config, &model));
         }
-        // Every span of this file has been read. Forgetting them keeps the
-        // thread's source map from growing with the tree (and from wrapping
-        // around, which would corrupt line numbers, past 4 GiB of code).
+        drop(sources);
+        // Every span of this package has been read. Forgetting them keeps
+        // the thread's source map from growing with the tree (and from
+        // wrapping around, which would corrupt line numbers, past 4 GiB).
         proc_macro2::extra::invalidate_current_thread_spans();
     }
     // Routes may be declared in another file than their handlers.
@@ -170,26 +162,30 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     report
         .flagged
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    report.skipped.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(report)
 }
 
 /// The bodies of one parsed file that block, with their hotspots.
-fn flag(file: &str, ast: &syn::File, config: &Config) -> Vec<Flagged> {
-    find::async_bodies(ast)
+fn flag(file: &str, source: &SourceFile, config: &Config, model: &Model) -> Vec<Flagged> {
+    find::async_bodies(&source.ast)
         .into_iter()
         .filter_map(|body| {
-            let hotspots: Vec<Hotspot> = lanes_check::scan(&body.block, Scope::Async, config)
-                .into_iter()
-                .map(|finding| {
-                    let at = finding.start.start();
-                    Hotspot {
-                        line: at.line,
-                        column: at.column + 1,
-                        rule: finding.rule,
-                        message: finding.message,
-                    }
-                })
-                .collect();
+            let place = model.place_at(&source.path, body.line);
+            let at = place.as_ref().map(|place| (model, place));
+            let hotspots: Vec<Hotspot> =
+                lanes_check::check(&body.block, body.sig, Scope::Async, config, at)
+                    .into_iter()
+                    .map(|finding| {
+                        let at = finding.start.start();
+                        Hotspot {
+                            line: at.line,
+                            column: at.column + 1,
+                            rule: finding.rule,
+                            message: finding.message,
+                        }
+                    })
+                    .collect();
             (!hotspots.is_empty()).then(|| Flagged {
                 file: file.to_owned(),
                 roles: Vec::new(),
@@ -222,14 +218,6 @@ fn rust_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn display_path(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// The `lanes.toml` that applies to each folder, read once per folder.
 struct Configs {

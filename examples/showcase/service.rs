@@ -365,16 +365,9 @@ fn legacy_lookup(Path(key): Path<String>) -> String {
     format!("{key}: found after 100 ms\n")
 }
 
-/// A vendor SDK whose innocent-looking call blocks for 150 ms: no macro can
-/// see inside it, so the slow-poll timer and the watchdog report it at run
-/// time (see the service's log and `/metrics`).
-mod vendor_sdk {
-    pub(crate) fn exchange_rate(currency: &str) -> String {
-        std::thread::sleep(std::time::Duration::from_millis(150));
-        format!("1 EUR = 1.08 {currency}\n")
-    }
-}
-
+/// `vendor_sdk` blocks for 150 ms inside another crate, where no macro can
+/// see it: the slow-poll timer and the watchdog report it at run time (see
+/// the service's log and `/metrics`).
 #[lanes::io_bound]
 async fn exchange_rate(Path(currency): Path<String>) -> String {
     vendor_sdk::exchange_rate(&currency)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use super::{Model, Package, Root};
+use super::{Model, Package, Place, Root};
 use crate::config::Config;
 
 /// What a file was when the model read it.
@@ -57,18 +57,26 @@ fn hash(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// The model of the crate that holds `file` (a path as rustc gave it),
-/// for a macro running inside rustc. `None` when the file cannot be read.
-pub fn for_macro(file: &Path, config: &Config) -> Option<Arc<Model>> {
+/// The model of the crate that holds `file` (a path as rustc gave it), and
+/// the place of `line` in it, for a macro running inside rustc. `None` when
+/// the file is not one of the crate's, so that the macro checks the body
+/// alone.
+pub fn for_macro(file: &Path, line: usize, config: &Config) -> Option<(Arc<Model>, Place)> {
     let file = std::fs::canonicalize(file).ok()?;
-    let roots = compiled_roots(&file);
+    let model = model_for(&file, config)?;
+    let place = model.place_at(&file, line)?;
+    Some((model, place))
+}
+
+fn model_for(file: &Path, config: &Config) -> Option<Arc<Model>> {
+    let roots = compiled_roots(file);
     let config_key = format!("{config:?}");
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(cached) = cache.as_mut()
         && cached.roots == roots
         && cached.config == config_key
         && cached.stamps.iter_mut().all(Stamp::still_holds)
-        && cached.model.files.contains_key(&file)
+        && cached.model.files.contains_key(file)
     {
         return Some(Arc::clone(&cached.model));
     }
@@ -80,7 +88,7 @@ pub fn for_macro(file: &Path, config: &Config) -> Option<Arc<Model>> {
         stamps,
         model: Arc::clone(&model),
     });
-    model.files.contains_key(&file).then_some(model)
+    model.files.contains_key(file).then_some(model)
 }
 
 /// The roots of the crate being compiled: the root file rustc was given

@@ -8,6 +8,7 @@ mod cache;
 mod load;
 pub(crate) mod summary;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -142,6 +143,12 @@ pub struct Model {
     summaries: HashMap<ItemPath, summary::Summary>,
 }
 
+/// Counts the steps of one resolution.
+type Steps = Cell<usize>;
+
+/// Enough for a path through a dozen re-exports and globs.
+const MAX_STEPS: usize = 64;
+
 /// Methods so common on std, tokio and futures types that a call
 /// `.name(..)` on a receiver of unknown type is never taken for the crate's
 /// own method of that name.
@@ -187,7 +194,8 @@ impl Model {
 
     /// What `segments`, written at `place`, names.
     pub(crate) fn resolve(&self, place: &Place, segments: &[String]) -> Resolved {
-        self.resolve_from(place.module, place.self_type.as_ref(), segments, 0)
+        let steps = Cell::new(0);
+        self.resolve_from(place.module, place.self_type.as_ref(), segments, &steps)
             .unwrap_or_else(|| Resolved::AsWritten(segments.to_vec()))
     }
 
@@ -235,19 +243,21 @@ impl Model {
         module: ModuleId,
         self_type: Option<&ItemPath>,
         segments: &[String],
-        depth: usize,
+        steps: &Steps,
     ) -> Option<Resolved> {
-        // Re-exports can loop (`use a::b` in `b`'s module); past this depth
-        // a path is taken as written.
-        if depth > 24 {
+        // Re-exports can loop (`use a::b` in `b`'s module) and globs branch
+        // (every `use ..::*` of every module on the way); past this many
+        // steps a path is taken as written.
+        steps.set(steps.get() + 1);
+        if steps.get() > MAX_STEPS {
             return None;
         }
         let (first, rest) = segments.split_first()?;
         let krate = self.modules[module].krate;
         match first.as_str() {
             "" => Some(Resolved::External(rest.to_vec())),
-            "crate" => self.walk(self.roots[krate], rest, depth),
-            "self" => self.walk(module, rest, depth),
+            "crate" => self.walk(self.roots[krate], rest, steps),
+            "self" => self.walk(module, rest, steps),
             "super" => {
                 let mut at = self.modules[module].parent?;
                 let mut rest = rest;
@@ -255,7 +265,7 @@ impl Model {
                     at = self.modules[at].parent?;
                     rest = &rest[1..];
                 }
-                self.walk(at, rest, depth)
+                self.walk(at, rest, steps)
             }
             "Self" => {
                 let mut path = self_type?.clone();
@@ -263,16 +273,16 @@ impl Model {
                 Some(Resolved::Local(path))
             }
             _ => {
-                if let Some(resolved) = self.lookup(module, first, rest, depth) {
+                if let Some(resolved) = self.lookup(module, first, rest, steps) {
                     return Some(resolved);
                 }
                 if let Some(&lib) = self.libraries.get(first) {
-                    return self.walk(self.roots[lib], rest, depth);
+                    return self.walk(self.roots[lib], rest, steps);
                 }
                 if KNOWN_CRATES.contains(&first.as_str()) && !rest.is_empty() {
                     return Some(Resolved::External(segments.to_vec()));
                 }
-                self.through_globs(module, first, rest, depth)
+                self.through_globs(module, first, rest, steps)
             }
         }
     }
@@ -283,10 +293,10 @@ impl Model {
         module: ModuleId,
         name: &str,
         rest: &[String],
-        depth: usize,
+        steps: &Steps,
     ) -> Option<Resolved> {
         match self.modules[module].names.get(name)? {
-            Name::Module(child) => self.walk(*child, rest, depth),
+            Name::Module(child) => self.walk(*child, rest, steps),
             Name::Item(path) => {
                 let mut path = path.clone();
                 path.segments.extend(rest.iter().cloned());
@@ -295,14 +305,14 @@ impl Model {
             Name::Use(target) | Name::Alias(target) => {
                 let mut full = target.clone();
                 full.extend(rest.iter().cloned());
-                Some(self.resolve_use(module, &full, depth + 1))
+                Some(self.resolve_use(module, &full, steps))
             }
         }
     }
 
     /// A `use` path: its first segment is a name of the module or a crate.
-    fn resolve_use(&self, module: ModuleId, segments: &[String], depth: usize) -> Resolved {
-        self.resolve_from(module, None, segments, depth)
+    fn resolve_use(&self, module: ModuleId, segments: &[String], steps: &Steps) -> Resolved {
+        self.resolve_from(module, None, segments, steps)
             .unwrap_or_else(|| match segments.first().map(String::as_str) {
                 Some("crate" | "self" | "super") | None => Resolved::AsWritten(segments.to_vec()),
                 Some(_) => Resolved::External(segments.to_vec()),
@@ -316,14 +326,14 @@ impl Model {
         module: ModuleId,
         name: &str,
         rest: &[String],
-        depth: usize,
+        steps: &Steps,
     ) -> Option<Resolved> {
         let mut external = Vec::new();
         for glob in &self.modules[module].globs {
-            match self.resolve_from(module, None, glob, depth + 1) {
+            match self.resolve_from(module, None, glob, steps) {
                 Some(Resolved::Local(path)) => {
                     if let Some(target) = self.module_at(&path)
-                        && let Some(found) = self.lookup(target, name, rest, depth + 1)
+                        && let Some(found) = self.lookup(target, name, rest, steps)
                     {
                         return Some(found);
                     }
@@ -349,7 +359,7 @@ impl Model {
     }
 
     /// Follows `rest` down from `module`.
-    fn walk(&self, module: ModuleId, rest: &[String], depth: usize) -> Option<Resolved> {
+    fn walk(&self, module: ModuleId, rest: &[String], steps: &Steps) -> Option<Resolved> {
         let Some((first, tail)) = rest.split_first() else {
             let m = &self.modules[module];
             return Some(Resolved::Local(ItemPath {
@@ -357,9 +367,9 @@ impl Model {
                 segments: m.path.clone(),
             }));
         };
-        match self.lookup(module, first, tail, depth) {
+        match self.lookup(module, first, tail, steps) {
             Some(found) => Some(found),
-            None => self.through_globs(module, first, tail, depth),
+            None => self.through_globs(module, first, tail, steps),
         }
     }
 

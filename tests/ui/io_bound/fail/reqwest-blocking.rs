@@ -1,14 +1,7 @@
-mod reqwest {
-    pub mod blocking {
-        pub fn get(url: &str) -> String {
-            url.to_owned()
-        }
-    }
-}
-
 #[lanes::io_bound]
 async fn fetch() -> String {
-    reqwest::blocking::get("http://127.0.0.1:9/")
+    let response = reqwest::blocking::get("http://127.0.0.1:9/");
+    format!("{:?}", response.is_ok())
 }
 
 fn main() {}

@@ -1,12 +1,7 @@
-mod ureq {
-    pub fn get(url: &str) -> String {
-        url.to_owned()
-    }
-}
-
 #[lanes::io_bound]
 async fn fetch() -> String {
-    ureq::get("http://127.0.0.1:9/")
+    let response = ureq::get("http://127.0.0.1:9/").call();
+    format!("{:?}", response.is_ok())
 }
 
 fn main() {}

@@ -1,0 +1,150 @@
+//! The audited tree as cargo sees it: the packages below the folder, each
+//! read from its crate roots into one crate model.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use lanes_check::{Config, Model, Package, Root, SourceFile};
+
+use crate::Skipped;
+
+/// The files of one package (or, for `dir` without a `Cargo.toml`, of no
+/// package), with the package's roots.
+pub(crate) struct Group {
+    pub(crate) dir: PathBuf,
+    pub(crate) roots: Vec<Root>,
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// Each file goes to the package of its nearest folder with a `Cargo.toml`
+/// that declares a package, up to `root`.
+pub(crate) fn group_by_package(root: &Path, files: &[PathBuf]) -> Vec<Group> {
+    let mut packages: BTreeMap<PathBuf, Group> = BTreeMap::new();
+    let mut manifests: BTreeMap<PathBuf, Option<Package>> = BTreeMap::new();
+    for file in files {
+        let package = file
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.starts_with(root))
+            .find_map(|dir| {
+                manifests
+                    .entry(dir.to_owned())
+                    .or_insert_with(|| {
+                        Package::read(dir)
+                            .ok()
+                            .filter(|p| !p.roots.is_empty())
+                    })
+                    .clone()
+            });
+        let (dir, roots) = match package {
+            Some(package) => (package.dir, package.roots),
+            None => (root.to_owned(), Vec::new()),
+        };
+        packages
+            .entry(dir.clone())
+            .or_insert_with(|| Group {
+                dir,
+                roots,
+                files: Vec::new(),
+            })
+            .files
+            .push(file.clone());
+    }
+    packages.into_values().collect()
+}
+
+/// The model of a package: its crates from their roots, then every file of
+/// the group no root reached (a file kept out of the module tree, a
+/// `build.rs`) as a crate of its own. Each file is parsed once; those that
+/// do not parse are skipped, with the reason.
+pub(crate) fn build(
+    root: &Path,
+    group: &Group,
+    config: &Config,
+) -> (Model, Vec<SourceFile>, Vec<Skipped>) {
+    let mut opener = Opener {
+        root,
+        files: group.files.iter().map(PathBuf::as_path).collect(),
+        parsed: HashMap::new(),
+        skipped: Vec::new(),
+    };
+    let (model, sources) = Model::build(&group.roots, root, config, &mut |p| opener.open(p));
+    let orphans: Vec<Root> = group
+        .files
+        .iter()
+        .filter(|f| !model.files().any(|seen| seen == f.as_path()))
+        .filter(|f| !opener.failed(f))
+        .map(|f| Root {
+            file: f.clone(),
+            library: None,
+        })
+        .collect();
+    if orphans.is_empty() {
+        return (model, sources, opener.skipped);
+    }
+    drop(model);
+    opener
+        .parsed
+        .extend(sources.into_iter().map(|s| (s.path, s.ast)));
+    let mut roots = group.roots.clone();
+    roots.extend(orphans);
+    let (model, sources) = Model::build(&roots, root, config, &mut |p| opener.open(p));
+    (model, sources, opener.skipped)
+}
+
+/// Opens the group's files for the model, parsing each at most once.
+struct Opener<'a> {
+    root: &'a Path,
+    files: HashSet<&'a Path>,
+    /// Parsed by an earlier build of the same group.
+    parsed: HashMap<PathBuf, syn::File>,
+    skipped: Vec<Skipped>,
+}
+
+impl Opener<'_> {
+    fn open(&mut self, path: &Path) -> Option<syn::File> {
+        if let Some(ast) = self.parsed.remove(path) {
+            return Some(ast);
+        }
+        if !self.files.contains(path) || self.failed(path) {
+            return None;
+        }
+        let file = display_path(self.root, path);
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                self.skipped.push(Skipped {
+                    file,
+                    reason: error.to_string(),
+                });
+                return None;
+            }
+        };
+        match syn::parse_file(&text) {
+            Ok(ast) => Some(ast),
+            Err(error) => {
+                let at = error.span().start();
+                self.skipped.push(Skipped {
+                    file,
+                    reason: format!("{}:{}: {error}", at.line, at.column + 1),
+                });
+                None
+            }
+        }
+    }
+
+    fn failed(&self, path: &Path) -> bool {
+        let file = display_path(self.root, path);
+        self.skipped.iter().any(|s| s.file == file)
+    }
+}
+
+/// `path` relative to `root`, with `/` separators.
+pub(crate) fn display_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
