@@ -8,6 +8,7 @@
 //! service on our 2-core machines; the load comes from other threads of this
 //! process over 127.0.0.1.
 
+mod compile;
 mod load;
 
 use std::fmt::Write as _;
@@ -1263,6 +1264,7 @@ const SCENARIOS: &[Scenario] = &[
     ("monitoring", monitoring),
     ("audit", audit),
     ("jobs", jobs),
+    ("compile", compile::compile),
 ];
 
 fn main() {
