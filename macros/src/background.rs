@@ -174,9 +174,10 @@ fn public_inputs(sig: &Signature) -> syn::punctuated::Punctuated<FnArg, Token![,
 }
 
 /// What is emitted beside errors: the enqueueing fn's outward shape, so
-/// callers' `.await?` compiles, with the body kept (`async`, so that an
-/// `.await` is not reported twice) so its names stay used and checked.
-pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+/// callers' `.await?` compiles, with `body` (the statements, or the raw
+/// tokens of a body that does not parse) kept (`async`, so that an `.await`
+/// is not reported twice) so its names stay used and checked.
+pub(crate) fn fallback(func: &LaneFn, body: TokenStream, prelude: &TokenStream) -> TokenStream {
     let private = private::path(Span::call_site());
     let unqualified = Signature {
         constness: None,
@@ -204,14 +205,13 @@ pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> To
     };
     let attrs = &func.attrs;
     let vis = &func.vis;
-    let stmts = &body.stmts;
     quote!(
         #(#attrs)*
         #[allow(unused_variables)]
         #vis #public_sig {
             #prelude
             #[allow(dead_code)]
-            #inner_sig { #(#stmts)* }
+            #inner_sig { #body }
             ::core::unreachable!("this #[background] fn did not compile")
         }
     )

@@ -16,8 +16,7 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
         return quote!(#error #item);
     };
     let Ok(mut body) = func.body_block() else {
-        // rustc reports the syntax error itself, once, on the original item.
-        return item;
+        return unparsed(lane, args, &func);
     };
 
     let mut errors = Errors::default();
@@ -41,12 +40,31 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
         expand::lane(lane, &func, &body, &args, &prelude)
     } else {
         let errors = errors.to_compile_error();
-        let fallback = if lane == Lane::Background {
-            crate::background::fallback(&func, &body, &prelude)
-        } else {
-            expand::fallback(&func, &body, &prelude)
-        };
+        let stmts = &body.stmts;
+        let fallback = fallback(lane, &func, quote!(#(#stmts)*), &prelude);
         quote!(#errors #fallback)
+    }
+}
+
+/// A body that does not parse: rustc reports the syntax error itself, once,
+/// on the body's own tokens. The fn keeps the outward shape of a success
+/// around them, so callers' `.await` compiles, and the mistakes in the
+/// signature and the arguments are reported beside it.
+fn unparsed(lane: Lane, args: TokenStream, func: &LaneFn) -> TokenStream {
+    let mut errors = Errors::default();
+    args::parse(lane, args, &mut errors);
+    valid::signature(lane, &func.sig, &mut errors);
+    let errors = errors.to_compile_error();
+    let fallback = fallback(lane, func, func.raw_body(), &TokenStream::new());
+    quote!(#errors #fallback)
+}
+
+/// What is emitted beside errors: a fn of the outward shape a success has.
+fn fallback(lane: Lane, func: &LaneFn, body: TokenStream, prelude: &TokenStream) -> TokenStream {
+    if lane == Lane::Background {
+        crate::background::fallback(func, body, prelude)
+    } else {
+        expand::fallback(func, body, prelude)
     }
 }
 

@@ -183,22 +183,17 @@ pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
 }
 
 /// What is emitted beside errors: a fn of the same outward shape as a
-/// success (`async`, for every lane), with the body kept inline, so that
-/// callers' `.await` compiles and the user sees only the real mistakes.
-pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+/// success (`async`, for every lane), with `body` (the statements, or the
+/// raw tokens of a body that does not parse) kept inline, so that callers'
+/// `.await` compiles and the user sees only the real mistakes.
+pub(crate) fn fallback(func: &LaneFn, body: TokenStream, prelude: &TokenStream) -> TokenStream {
     let sig = Signature {
         constness: None,
         asyncness: Some(Token![async](func.sig.fn_token.span)),
         abi: None,
         ..func.sig.clone()
     };
-    inline(func, &sig, body, prelude)
-}
-
-/// `sig` with the (checked, stripped) body as its own.
-fn inline(func: &LaneFn, sig: &Signature, body: &Block, prelude: &TokenStream) -> TokenStream {
-    let stmts = &body.stmts;
-    emit(func, sig, quote!({ #prelude #(#stmts)* }))
+    emit(func, &sig, quote!({ #prelude #body }))
 }
 
 pub(crate) fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {
