@@ -42,13 +42,20 @@ pub(crate) fn timed_body(
     site: &TokenStream,
     prelude: &TokenStream,
 ) -> TokenStream {
-    let private = private::path(Span::call_site());
     let pin_output = pin_output_type(&sig.output);
     let stmts = &body.stmts;
-    quote!({
+    // Spanned at the fn's name, not the attribute: rustc reports a cycle
+    // through the body (E0733, an unboxed recursive call) at the fn's
+    // signature only when the body's braces are the fn's, and names the
+    // wrapper call and the async block, which are the fn's for the user.
+    let span = sig.ident.span();
+    let private = private::path(span);
+    let future = quote_spanned!(span=> async move { #pin_output #(#stmts)* });
+    let call = quote_spanned!(span=> #private::io_bound(&__LANES_SITE, #future).await);
+    quote_spanned!(span=> {
         #prelude
         #site
-        #private::io_bound(&__LANES_SITE, async move { #pin_output #(#stmts)* }).await
+        #call
     })
 }
 
