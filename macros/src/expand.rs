@@ -1,7 +1,7 @@
 //! What each lane turns a fn into, and the fallback emitted beside errors.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
@@ -9,7 +9,7 @@ use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
 use crate::Lane;
 use crate::args::LaneArgs;
 use crate::item::LaneFn;
-use crate::private;
+use crate::{pattern, private};
 
 /// The lane's rewrite of a fn that passed every check. `prelude` holds items
 /// the expansion must carry whatever the lane (config file tracking).
@@ -162,19 +162,50 @@ pub(crate) fn option(value: Option<TokenStream>) -> TokenStream {
 
 /// One hidden assertion per argument, spanned at its type, so that a type
 /// that cannot cross threads (`Rc<T>`, a raw pointer) is reported where it
-/// is written rather than at the closure that captures it.
+/// is written rather than at the closure that captures it. An `impl Trait`
+/// type cannot be named, so its check takes each value the argument's
+/// pattern binds instead; rustc's "cannot be sent between threads safely"
+/// then lands on the `impl Trait` too, with its advice to add `+ Send`.
 fn ownership_checks(sig: &Signature) -> TokenStream {
-    sig.inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(typed) if !mentions_impl_trait(&typed.ty) => Some(&*typed.ty),
-            _ => None,
-        })
-        .map(|ty| {
-            let private = private::path(ty.span());
-            quote_spanned!(ty.span()=> #private::argument_moves_to_another_thread::<#ty>();)
-        })
-        .collect()
+    let mut checks = TokenStream::new();
+    let mut by_value = false;
+    for input in &sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        let ty = &*typed.ty;
+        let span = ty.span();
+        if mentions_impl_trait(ty) {
+            // `&` at the type's first token and the value at its last: the
+            // argument expression, where rustc reports, spans the type. The
+            // call is the attribute's ("required by a bound introduced by
+            // this call").
+            let last = ty.to_token_stream().into_iter().last();
+            let last = last.map_or(span, |token| token.span());
+            for mut binding in pattern::bindings(&typed.pat) {
+                binding.set_span(last);
+                let reference = quote_spanned!(span=> &);
+                checks.extend(quote! {
+                    __lanes_argument_moves_to_another_thread(#reference #binding);
+                });
+                by_value = true;
+            }
+        } else {
+            let private = private::path(span);
+            checks.extend(quote_spanned!(span=>
+                #private::argument_moves_to_another_thread::<#ty>();
+            ));
+        }
+    }
+    if by_value {
+        // `Send` only: a missing `'static` is reported by rustc at the
+        // closure's call, with the bound to add; a second report here would
+        // land on the attribute.
+        checks.extend(quote! {
+            fn __lanes_argument_moves_to_another_thread<
+                T: ?::core::marker::Sized + ::core::marker::Send,
+            >(_: &T) {}
+        });
+    }
+    checks
 }
 
 pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
