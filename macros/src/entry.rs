@@ -22,6 +22,7 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
     let mut errors = Errors::default();
     let args = args::parse(lane, args, &mut errors);
     valid::signature(lane, &func.sig, &mut errors);
+    valid::self_calls(lane, &func.sig, &body, &mut errors);
     let (config, prelude) = match lanes_check::Config::for_current_crate() {
         Ok(Some((path, config))) => (config, config_tracking(&path)),
         Ok(None) => Default::default(),
@@ -40,8 +41,8 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
         expand::lane(lane, &func, &body, &args, &prelude)
     } else {
         let errors = errors.to_compile_error();
-        let stmts = &body.stmts;
-        let fallback = fallback(lane, &func, quote!(#(#stmts)*), &prelude);
+        let body = expand::fallback_body(lane, &func.sig, &body);
+        let fallback = fallback(lane, &func, body, &prelude);
         quote!(#errors #fallback)
     }
 }

@@ -9,7 +9,7 @@ use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
 use crate::Lane;
 use crate::args::LaneArgs;
 use crate::item::LaneFn;
-use crate::{pattern, private};
+use crate::{pattern, private, recursion};
 
 /// The lane's rewrite of a fn that passed every check. `prelude` holds items
 /// the expansion must carry whatever the lane (config file tracking).
@@ -232,6 +232,30 @@ pub(crate) fn fallback(func: &LaneFn, body: TokenStream, prelude: &TokenStream) 
         ..func.sig.clone()
     };
     emit(func, &sig, quote!({ #prelude #body }))
+}
+
+/// The statements of the fallback's body. A `#[blocking]` or `#[cpu_bound]`
+/// fn's calls to itself (refused by validation) would be futures in the
+/// `async` fallback, so each is passed through a helper that gives the
+/// value the body expects, and rustc adds no error of its own about them.
+pub(crate) fn fallback_body(lane: Lane, sig: &Signature, body: &Block) -> TokenStream {
+    let mut body = body.clone();
+    let mut defused = false;
+    if matches!(lane, Lane::Blocking | Lane::CpuBound) && sig.asyncness.is_none() {
+        recursion::for_each_self_call(sig, &mut body, &mut |call, callee| {
+            *call = syn::parse_quote_spanned!(callee.span()=> __lanes_self_call(#call));
+            defused = true;
+        });
+    }
+    let helper = defused.then(|| {
+        quote! {
+            fn __lanes_self_call<F: ::core::future::Future>(_: F) -> F::Output {
+                ::core::unreachable!()
+            }
+        }
+    });
+    let stmts = &body.stmts;
+    quote!(#helper #(#stmts)*)
 }
 
 pub(crate) fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {
