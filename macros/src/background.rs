@@ -24,10 +24,10 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, FnArg, ReturnType, Signature, Token};
+use syn::{Attribute, Block, FnArg, ReturnType, Signature, Token};
 
 use crate::args::LaneArgs;
-use crate::expand::{emit, option, site, timed_body};
+use crate::expand::{option, site, timed_body};
 use crate::item::LaneFn;
 use crate::valid::is_job_context;
 use crate::{Lane, pattern, private};
@@ -125,10 +125,13 @@ pub(crate) fn expand(
         output: syn::parse_quote!(-> #private::Enqueue),
         ..sig.clone()
     };
-    emit(
-        func,
-        &public_sig,
-        quote!({
+    let (debug_handler, attrs): (Vec<&Attribute>, Vec<&Attribute>) =
+        func.attrs.iter().partition(|attr| is_debug_handler(attr));
+    let checked_twin = checked_twin(&debug_handler, &public_sig);
+    let vis = &func.vis;
+    let enqueueing_fn = quote!(
+        #(#attrs)*
+        #vis #public_sig {
             #prelude
             #[allow(clippy::too_many_arguments)]
             #inner_sig #inner_body
@@ -153,8 +156,36 @@ pub(crate) fn expand(
             #private::inventory::submit! { __LANES_JOB }
 
             #private::Enqueue::new(__LANES_JOB, #private::JobPayload::new() #(#stored)*)
-        }),
-    )
+        }
+    );
+    quote!(#enqueueing_fn #checked_twin)
+}
+
+/// `#[debug_handler]` (axum's, under any path) copies the body of the fn it
+/// checks into hidden fns, where the job kind's registration would run a
+/// second time, and every worker would refuse the kind as registered
+/// twice. It checks a twin instead: the enqueueing fn's signature with no
+/// body, in a block of its own so that it can keep the fn's name.
+fn checked_twin(debug_handler: &[&Attribute], public_sig: &Signature) -> TokenStream {
+    if debug_handler.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const _: () = {
+            #(#debug_handler)*
+            #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+            #public_sig {
+                ::core::unreachable!()
+            }
+        };
+    }
+}
+
+fn is_debug_handler(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|last| last.ident == "debug_handler")
 }
 
 /// The enqueueing fn's parameters: the fn's own, without the `JobContext`
