@@ -28,7 +28,7 @@ use syn::{Attribute, Block, FnArg, ReturnType, Signature, Token};
 
 use crate::args::LaneArgs;
 use crate::expand::{option, site, timed_body};
-use crate::item::LaneFn;
+use crate::item::{LaneFn, is_debug_handler};
 use crate::valid::is_job_context;
 use crate::{Lane, pattern, private};
 
@@ -179,13 +179,6 @@ fn checked_twin(debug_handler: &[&Attribute], public_sig: &Signature) -> TokenSt
             }
         };
     }
-}
-
-fn is_debug_handler(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|last| last.ident == "debug_handler")
 }
 
 /// The enqueueing fn's parameters: the fn's own, without the `JobContext`

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
 use crate::errors::Errors;
-use crate::item::LaneFn;
+use crate::item::{self, LaneFn};
 use crate::{Lane, args, expand, valid};
 
 pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenStream {
@@ -50,13 +50,23 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
 /// A body that does not parse: rustc reports the syntax error itself, once,
 /// on the body's own tokens. The fn keeps the outward shape of a success
 /// around them, so callers' `.await` compiles, and the mistakes in the
-/// signature and the arguments are reported beside it.
+/// signature and the arguments are reported beside it. `#[debug_handler]`
+/// is left out: it would parse the body too, and report the error again.
 fn unparsed(lane: Lane, args: TokenStream, func: &LaneFn) -> TokenStream {
     let mut errors = Errors::default();
     args::parse(lane, args, &mut errors);
     valid::signature(lane, &func.sig, &mut errors);
     let errors = errors.to_compile_error();
-    let fallback = fallback(lane, func, func.raw_body(), &TokenStream::new());
+    let func = LaneFn {
+        attrs: func
+            .attrs
+            .iter()
+            .filter(|attr| !item::is_debug_handler(attr))
+            .cloned()
+            .collect(),
+        ..func.clone()
+    };
+    let fallback = fallback(lane, &func, func.raw_body(), &TokenStream::new());
     quote!(#errors #fallback)
 }
 

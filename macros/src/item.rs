@@ -6,6 +6,7 @@ use syn::{Attribute, Block, Signature, Visibility, braced, token};
 /// A fn item whose body is kept as tokens: the signature must parse for the
 /// macro to do anything, the body need not (rustc then reports its syntax
 /// error itself, and the item still reaches rust-analyzer).
+#[derive(Clone)]
 pub(crate) struct LaneFn {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
@@ -48,6 +49,14 @@ impl LaneFn {
     pub(crate) fn raw_body(&self) -> TokenStream {
         without_allow_attrs(self.body.clone()).0
     }
+}
+
+/// `attr` is axum's `#[debug_handler]`, under any path.
+pub(crate) fn is_debug_handler(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|last| last.ident == "debug_handler")
 }
 
 /// `tokens` without any `#[lanes::allow_blocking(..)]`, and whether one was
