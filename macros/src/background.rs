@@ -24,11 +24,11 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, FnArg, ReturnType, Signature, Token};
+use syn::{Attribute, Block, FnArg, ReturnType, Signature, Token};
 
 use crate::args::LaneArgs;
-use crate::expand::{emit, option, site, timed_body};
-use crate::item::LaneFn;
+use crate::expand::{option, site, timed_body};
+use crate::item::{LaneFn, is_debug_handler};
 use crate::valid::is_job_context;
 use crate::{Lane, pattern, private};
 
@@ -125,10 +125,13 @@ pub(crate) fn expand(
         output: syn::parse_quote!(-> #private::Enqueue),
         ..sig.clone()
     };
-    emit(
-        func,
-        &public_sig,
-        quote!({
+    let (debug_handler, attrs): (Vec<&Attribute>, Vec<&Attribute>) =
+        func.attrs.iter().partition(|attr| is_debug_handler(attr));
+    let checked_twin = checked_twin(&debug_handler, &public_sig);
+    let vis = &func.vis;
+    let enqueueing_fn = quote!(
+        #(#attrs)*
+        #vis #public_sig {
             #prelude
             #[allow(clippy::too_many_arguments)]
             #inner_sig #inner_body
@@ -153,8 +156,29 @@ pub(crate) fn expand(
             #private::inventory::submit! { __LANES_JOB }
 
             #private::Enqueue::new(__LANES_JOB, #private::JobPayload::new() #(#stored)*)
-        }),
-    )
+        }
+    );
+    quote!(#enqueueing_fn #checked_twin)
+}
+
+/// `#[debug_handler]` (axum's, under any path) copies the body of the fn it
+/// checks into hidden fns, where the job kind's registration would run a
+/// second time, and every worker would refuse the kind as registered
+/// twice. It checks a twin instead: the enqueueing fn's signature with no
+/// body, in a block of its own so that it can keep the fn's name.
+fn checked_twin(debug_handler: &[&Attribute], public_sig: &Signature) -> TokenStream {
+    if debug_handler.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const _: () = {
+            #(#debug_handler)*
+            #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+            #public_sig {
+                ::core::unreachable!()
+            }
+        };
+    }
 }
 
 /// The enqueueing fn's parameters: the fn's own, without the `JobContext`
@@ -174,9 +198,10 @@ fn public_inputs(sig: &Signature) -> syn::punctuated::Punctuated<FnArg, Token![,
 }
 
 /// What is emitted beside errors: the enqueueing fn's outward shape, so
-/// callers' `.await?` compiles, with the body kept (`async`, so that an
-/// `.await` is not reported twice) so its names stay used and checked.
-pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+/// callers' `.await?` compiles, with `body` (the statements, or the raw
+/// tokens of a body that does not parse) kept (`async`, so that an `.await`
+/// is not reported twice) so its names stay used and checked.
+pub(crate) fn fallback(func: &LaneFn, body: TokenStream, prelude: &TokenStream) -> TokenStream {
     let private = private::path(Span::call_site());
     let unqualified = Signature {
         constness: None,
@@ -204,14 +229,13 @@ pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> To
     };
     let attrs = &func.attrs;
     let vis = &func.vis;
-    let stmts = &body.stmts;
     quote!(
         #(#attrs)*
         #[allow(unused_variables)]
         #vis #public_sig {
             #prelude
             #[allow(dead_code)]
-            #inner_sig { #(#stmts)* }
+            #inner_sig { #body }
             ::core::unreachable!("this #[background] fn did not compile")
         }
     )

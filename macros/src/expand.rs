@@ -1,7 +1,7 @@
 //! What each lane turns a fn into, and the fallback emitted beside errors.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
@@ -9,7 +9,7 @@ use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
 use crate::Lane;
 use crate::args::LaneArgs;
 use crate::item::LaneFn;
-use crate::private;
+use crate::{pattern, private, recursion};
 
 /// The lane's rewrite of a fn that passed every check. `prelude` holds items
 /// the expansion must carry whatever the lane (config file tracking).
@@ -42,13 +42,20 @@ pub(crate) fn timed_body(
     site: &TokenStream,
     prelude: &TokenStream,
 ) -> TokenStream {
-    let private = private::path(Span::call_site());
     let pin_output = pin_output_type(&sig.output);
     let stmts = &body.stmts;
-    quote!({
+    // Spanned at the fn's name, not the attribute: rustc reports a cycle
+    // through the body (E0733, an unboxed recursive call) at the fn's
+    // signature only when the body's braces are the fn's, and names the
+    // wrapper call and the async block, which are the fn's for the user.
+    let span = sig.ident.span();
+    let private = private::path(span);
+    let future = quote_spanned!(span=> async move { #pin_output #(#stmts)* });
+    let call = quote_spanned!(span=> #private::io_bound(&__LANES_SITE, #future).await);
+    quote_spanned!(span=> {
         #prelude
         #site
-        #private::io_bound(&__LANES_SITE, async move { #pin_output #(#stmts)* }).await
+        #call
     })
 }
 
@@ -155,19 +162,50 @@ pub(crate) fn option(value: Option<TokenStream>) -> TokenStream {
 
 /// One hidden assertion per argument, spanned at its type, so that a type
 /// that cannot cross threads (`Rc<T>`, a raw pointer) is reported where it
-/// is written rather than at the closure that captures it.
+/// is written rather than at the closure that captures it. An `impl Trait`
+/// type cannot be named, so its check takes each value the argument's
+/// pattern binds instead; rustc's "cannot be sent between threads safely"
+/// then lands on the `impl Trait` too, with its advice to add `+ Send`.
 fn ownership_checks(sig: &Signature) -> TokenStream {
-    sig.inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(typed) if !mentions_impl_trait(&typed.ty) => Some(&*typed.ty),
-            _ => None,
-        })
-        .map(|ty| {
-            let private = private::path(ty.span());
-            quote_spanned!(ty.span()=> #private::argument_moves_to_another_thread::<#ty>();)
-        })
-        .collect()
+    let mut checks = TokenStream::new();
+    let mut by_value = false;
+    for input in &sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        let ty = &*typed.ty;
+        let span = ty.span();
+        if mentions_impl_trait(ty) {
+            // `&` at the type's first token and the value at its last: the
+            // argument expression, where rustc reports, spans the type. The
+            // call is the attribute's ("required by a bound introduced by
+            // this call").
+            let last = ty.to_token_stream().into_iter().last();
+            let last = last.map_or(span, |token| token.span());
+            for mut binding in pattern::bindings(&typed.pat) {
+                binding.set_span(last);
+                let reference = quote_spanned!(span=> &);
+                checks.extend(quote! {
+                    __lanes_argument_moves_to_another_thread(#reference #binding);
+                });
+                by_value = true;
+            }
+        } else {
+            let private = private::path(span);
+            checks.extend(quote_spanned!(span=>
+                #private::argument_moves_to_another_thread::<#ty>();
+            ));
+        }
+    }
+    if by_value {
+        // `Send` only: a missing `'static` is reported by rustc at the
+        // closure's call, with the bound to add; a second report here would
+        // land on the attribute.
+        checks.extend(quote! {
+            fn __lanes_argument_moves_to_another_thread<
+                T: ?::core::marker::Sized + ::core::marker::Send,
+            >(_: &T) {}
+        });
+    }
+    checks
 }
 
 pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
@@ -183,22 +221,41 @@ pub(crate) fn mentions_impl_trait(ty: &Type) -> bool {
 }
 
 /// What is emitted beside errors: a fn of the same outward shape as a
-/// success (`async`, for every lane), with the body kept inline, so that
-/// callers' `.await` compiles and the user sees only the real mistakes.
-pub(crate) fn fallback(func: &LaneFn, body: &Block, prelude: &TokenStream) -> TokenStream {
+/// success (`async`, for every lane), with `body` (the statements, or the
+/// raw tokens of a body that does not parse) kept inline, so that callers'
+/// `.await` compiles and the user sees only the real mistakes.
+pub(crate) fn fallback(func: &LaneFn, body: TokenStream, prelude: &TokenStream) -> TokenStream {
     let sig = Signature {
         constness: None,
         asyncness: Some(Token![async](func.sig.fn_token.span)),
         abi: None,
         ..func.sig.clone()
     };
-    inline(func, &sig, body, prelude)
+    emit(func, &sig, quote!({ #prelude #body }))
 }
 
-/// `sig` with the (checked, stripped) body as its own.
-fn inline(func: &LaneFn, sig: &Signature, body: &Block, prelude: &TokenStream) -> TokenStream {
+/// The statements of the fallback's body. A `#[blocking]` or `#[cpu_bound]`
+/// fn's calls to itself (refused by validation) would be futures in the
+/// `async` fallback, so each is passed through a helper that gives the
+/// value the body expects, and rustc adds no error of its own about them.
+pub(crate) fn fallback_body(lane: Lane, sig: &Signature, body: &Block) -> TokenStream {
+    let mut body = body.clone();
+    let mut defused = false;
+    if matches!(lane, Lane::Blocking | Lane::CpuBound) && sig.asyncness.is_none() {
+        recursion::for_each_self_call(sig, &mut body, &mut |call, callee| {
+            *call = syn::parse_quote_spanned!(callee.span()=> __lanes_self_call(#call));
+            defused = true;
+        });
+    }
+    let helper = defused.then(|| {
+        quote! {
+            fn __lanes_self_call<F: ::core::future::Future>(_: F) -> F::Output {
+                ::core::unreachable!()
+            }
+        }
+    });
     let stmts = &body.stmts;
-    emit(func, sig, quote!({ #prelude #(#stmts)* }))
+    quote!(#helper #(#stmts)*)
 }
 
 pub(crate) fn emit(func: &LaneFn, sig: &Signature, body: TokenStream) -> TokenStream {

@@ -13,6 +13,7 @@ mod item;
 mod lane;
 mod pattern;
 mod private;
+mod recursion;
 mod valid;
 
 use lane::Lane;

@@ -95,3 +95,17 @@ pub(crate) fn without_mut(pat: &Pat) -> Pat {
     StripMut.visit_pat_mut(&mut pat);
     pat
 }
+
+/// The names `pat` binds, in order (`(a, Json(b))` binds `a` and `b`).
+pub(crate) fn bindings(pat: &Pat) -> Vec<Ident> {
+    struct Bindings(Vec<Ident>);
+    impl<'ast> syn::visit::Visit<'ast> for Bindings {
+        fn visit_pat_ident(&mut self, binding: &'ast syn::PatIdent) {
+            self.0.push(binding.ident.clone());
+            syn::visit::visit_pat_ident(self, binding);
+        }
+    }
+    let mut found = Bindings(Vec::new());
+    syn::visit::Visit::visit_pat(&mut found, pat);
+    found.0
+}

@@ -1,5 +1,6 @@
 //! No input, however malformed, makes the macros panic; a well-formed fn
-//! always expands to well-formed items.
+//! always expands to well-formed items; a fn's calls to itself are found
+//! where its name means the fn.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -169,5 +170,39 @@ proptest! {
                 expand_everywhere(&item);
             }
         }
+    }
+}
+
+#[test]
+fn self_calls_are_found_where_the_name_means_the_fn() {
+    // Bodies of `fn f(n: u32) -> u32`, or of the item written in full.
+    let cases = [
+        ("f(n)", 1),
+        ("let f = |x| x; f(n)", 0),
+        ("let g = f(n); let f = |x| x; f(g)", 1),
+        ("let Some(f) = f(n) else { return f(0) }; f(n)", 2),
+        ("if let Some(f) = g() { f(n) } else { f(n) }", 1),
+        ("match g() { f => f(n), _ => f(n) }", 1),
+        ("({ fn f(n: u32) -> u32 { n } f(n) }) + f(n)", 1),
+        ("use m::g as f; f(n)", 0),
+        ("fn g() -> u32 { f(1) } g()", 0),
+        ("(|f: fn(u32) -> u32| f(n))(g) + (|x: u32| f(x))(n)", 1),
+        ("for f in fs { f(n); } f(n)", 1),
+        ("println!(\"{} {}\", f(n), g(f(n))); vec![f(n); 2]; 0", 2),
+        ("fn f(self) { self.f() + Self::f(x) + crate::f(1) }", 2),
+        ("fn f(self) { other.f() + self.g.f() }", 0),
+        ("fn f(self) { impl T { fn g() { Self::f(); } } }", 0),
+        ("fn f(f: fn(u32) -> u32) -> u32 { f(1) }", 0),
+    ];
+    for (body, expected) in cases {
+        let item = if body.starts_with("fn f(") {
+            body.to_owned()
+        } else {
+            format!("fn f(n: u32) -> u32 {{ {body} }}")
+        };
+        let mut func: syn::ItemFn = syn::parse_str(&item).expect("a test case parses");
+        let mut found = 0;
+        crate::recursion::for_each_self_call(&func.sig, &mut func.block, &mut |_, _| found += 1);
+        assert_eq!(found, expected, "self-calls in `{item}`");
     }
 }

@@ -1,10 +1,10 @@
 //! Signature rules, one fn each, shared by the lanes.
 
 use syn::visit::Visit;
-use syn::{FnArg, Lifetime, PatType, ReturnType, Signature, Type, TypeReference};
+use syn::{Block, FnArg, Lifetime, PatType, ReturnType, Signature, Type, TypeReference};
 
 use crate::errors::Errors;
-use crate::{Lane, pattern};
+use crate::{Lane, pattern, recursion};
 
 pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
     qualifiers(lane, sig, errors);
@@ -15,6 +15,47 @@ pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
     if lane == Lane::Background {
         background(sig, errors);
     }
+}
+
+/// `#[blocking]` and `#[cpu_bound]` make the fn `async`, so a call to
+/// itself in its body would be a future where the body expects the value
+/// (rustc's own error, "cannot multiply `u64` by `impl Future`", names
+/// neither the cause nor the fix).
+pub(crate) fn self_calls(lane: Lane, sig: &Signature, body: &Block, errors: &mut Errors) {
+    if !matches!(lane, Lane::Blocking | Lane::CpuBound) || sig.asyncness.is_some() {
+        return;
+    }
+    let name = &sig.ident;
+    let plain = match sig.inputs.first() {
+        Some(FnArg::Receiver(_)) => "method",
+        _ => "inner fn",
+    };
+    let inner_sig = Signature {
+        ident: quote::format_ident!("{name}_inner"),
+        ..sig.clone()
+    };
+    let message = format!(
+        "`{name}` calls itself, but {} makes `{name}` async: the inner call would be a future; \
+         move the recursion into a plain {plain} (`{}`) and call that from the body",
+        lane.attribute(),
+        tidy_signature(&inner_sig),
+    );
+    let mut body = body.clone();
+    recursion::for_each_self_call(sig, &mut body, &mut |_, callee| {
+        errors.push(syn::Error::new_spanned(callee, &message));
+    });
+}
+
+/// `sig` as a user writes it: `fn fib_inner(n: u32) -> u64`.
+fn tidy_signature(sig: &Signature) -> String {
+    let text = quote::ToTokens::to_token_stream(sig).to_string();
+    // rustc's printer breaks long token streams into lines.
+    let text = tidy(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+    text.replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" : ", ": ")
+        .replace(" <", "<")
 }
 
 /// Why a lane needs owned arguments, for messages.

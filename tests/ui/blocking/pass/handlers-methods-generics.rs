@@ -35,6 +35,16 @@ where
     Ok(parsed)
 }
 
+/// `impl Trait` arguments that are `Send + 'static`, bound to names or
+/// destructured, move to the pool like any other.
+#[lanes::blocking]
+fn label(
+    name: impl std::fmt::Display + Send + 'static,
+    (count, unit): (impl Into<u64> + Send + 'static, &'static str),
+) -> String {
+    format!("{name}: {} {unit}", count.into())
+}
+
 struct Ledger {
     entries: Vec<i64>,
 }
@@ -56,5 +66,6 @@ async fn main() {
     let parsed: Vec<u8> = parse_all(vec!["1".into(), "2".into()]).await.unwrap();
     assert_eq!(parsed, [1, 2]);
     assert!(parse_all::<u8>(vec!["x".into()]).await.is_err());
+    assert_eq!(label("files", (3u8, "items")).await, "files: 3 items");
     assert_eq!(Ledger { entries: vec![2, 3] }.into_total().await, 5);
 }
