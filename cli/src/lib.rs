@@ -1,6 +1,7 @@
 //! `cargo lanes audit`: the blocking calls in async code that carries no
 //! lanes attribute yet, found by the same rules the `lanes` macros apply.
 
+mod depth;
 mod find;
 pub mod output;
 
@@ -17,7 +18,7 @@ pub struct Report {
     pub files_read: usize,
     /// Bodies with at least one blocking call, in file and line order.
     pub flagged: Vec<Flagged>,
-    /// Files that did not parse, and why.
+    /// Files that were not audited, and why.
     pub skipped: Vec<Skipped>,
 }
 
@@ -117,12 +118,31 @@ fn rule_kind(id: &str) -> Option<Kind> {
         .map(|rule| rule.kind)
 }
 
+/// The stack of the thread that parses and visits the files. syn and the
+/// rule engine recurse once per level of nesting; a stack overflow aborts
+/// the process instead of failing one file, so the thread gets room for
+/// any file under [`depth::LIMIT`].
+const PARSER_STACK: usize = 256 << 20;
+
 /// Audits every `.rs` file under `root`, skipping `target/` and hidden
 /// folders. Each file follows the `lanes.toml` of its nearest folder that
-/// has one, up to `root`. Files are read one at a time, so memory stays flat
-/// however large the tree.
+/// has one, up to `root`. Files are read one at a time, on one thread with
+/// a large stack, so memory stays flat however large the tree and no file
+/// can overflow the stack.
 pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     let files = rust_files(root);
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("lanes-audit".to_owned())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(scope, || audit_files(root, &files))
+            .expect("the audit thread starts")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn audit_files(root: &Path, files: &[PathBuf]) -> Result<Report, ConfigError> {
     let mut report = Report {
         files_read: files.len(),
         ..Report::default()
@@ -130,28 +150,14 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
     let mut roles = HashMap::new();
     let mut configs = Configs::new(root);
     for path in files {
-        let file = display_path(root, &path);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) => {
-                report.skipped.push(Skipped {
-                    file,
-                    reason: error.to_string(),
-                });
-                continue;
-            }
-        };
-        match syn::parse_file(&text) {
+        let file = display_path(root, path);
+        match parse(path) {
             Ok(ast) => {
                 find::router_roles(&ast, &mut roles);
-                let config = configs.for_file(&path)?;
+                let config = configs.for_file(path)?;
                 report.flagged.extend(flag(&file, &ast, config));
             }
-            Err(error) => {
-                let at = error.span().start();
-                let reason = format!("{}:{}: {error}", at.line, at.column + 1);
-                report.skipped.push(Skipped { file, reason });
-            }
+            Err(reason) => report.skipped.push(Skipped { file, reason }),
         }
         // Every span of this file has been read. Forgetting them keeps the
         // thread's source map from growing with the tree (and from wrapping
@@ -171,6 +177,22 @@ pub fn audit(root: &Path) -> Result<Report, ConfigError> {
         .flagged
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(report)
+}
+
+/// Reads, measures and parses one file; the reason it was skipped
+/// otherwise.
+fn parse(path: &Path) -> Result<syn::File, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+    if let Some(depth) = depth::nesting(&text).filter(|depth| *depth > depth::LIMIT) {
+        return Err(format!(
+            "nested too deeply to parse (depth {depth}, limit {})",
+            depth::LIMIT
+        ));
+    }
+    syn::parse_file(&text).map_err(|error| {
+        let at = error.span().start();
+        format!("{}:{}: {error}", at.line, at.column + 1)
+    })
 }
 
 /// The bodies of one parsed file that block, with their hotspots.

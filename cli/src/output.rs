@@ -65,7 +65,7 @@ pub fn text(report: &Report, fix_suggestions: bool) -> String {
     };
     let skipped = match report.skipped.len() {
         0 => String::new(),
-        n => format!(", {n} skipped: did not parse"),
+        n => format!(", {n} skipped"),
     };
     writeln!(
         out,

@@ -50,6 +50,31 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// A folder of files made for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, files: &[(&str, &str)]) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("lanes-audit-{name}-{}", std::process::id()));
+        for (file, text) in files {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn every_marked_hotspot_is_found_at_its_line_and_nothing_else() {
     for name in ["hotspots", "service"] {
@@ -226,4 +251,43 @@ fn the_audit_reads_every_ui_case_without_panicking() {
     );
     let skipped: Vec<&str> = report.skipped.iter().map(|s| s.file.as_str()).collect();
     assert_eq!(skipped, ["common/fail/body-does-not-parse.rs"]);
+}
+
+#[test]
+fn files_nested_too_deeply_are_skipped_and_the_audit_goes_on() {
+    let parens = format!(
+        "fn f() -> u8 {{ {}1{} }}\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let minus = format!("fn f() -> i64 {{ {}1 }}\n", "- ".repeat(50_000));
+    let blocks = format!(
+        "async fn f() {{ {}{} }}\n",
+        "{".repeat(50_000),
+        "}".repeat(50_000)
+    );
+    let sleep = "async fn g() {\n    std::thread::sleep(std::time::Duration::from_millis(1));\n}\n";
+    let tree = Scratch::new(
+        "deep",
+        &[
+            ("src/blocks.rs", &blocks),
+            ("src/minus.rs", &minus),
+            ("src/parens.rs", &parens),
+            ("src/sleep.rs", sleep),
+        ],
+    );
+    let (status, text) = run(&["lanes", "audit", tree.path()]);
+    assert_eq!(status, Some(1), "{text}");
+    assert_eq!(
+        text,
+        "src/sleep.rs\n\
+         \x20 async fn g, line 1\n\
+         \x20   2:5  [thread-sleep] `std::thread::sleep` blocks the tokio worker inside async \
+         code; use `tokio::time::sleep(..).await`, or move this work into a #[blocking] fn\n\
+         skipped src/blocks.rs: nested too deeply to parse (depth 50001, limit 1000)\n\
+         skipped src/minus.rs: nested too deeply to parse (depth 50002, limit 1000)\n\
+         skipped src/parens.rs: nested too deeply to parse (depth 100002, limit 1000)\n\
+         \n\
+         1 blocking call in 1 async body across 1 file (4 files read, 3 skipped)\n"
+    );
 }
