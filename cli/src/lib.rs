@@ -1,6 +1,7 @@
 //! `cargo lanes audit`: the blocking calls in async code that carries no
 //! lanes attribute yet, found by the same rules the `lanes` macros apply.
 
+mod config;
 mod depth;
 mod find;
 pub mod output;
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use lanes_check::{BUILTIN, Config, ConfigError, Kind, Scope};
 use serde::Serialize;
+
+use crate::config::Configs;
 
 /// What an audit found.
 #[derive(Debug, Default, Serialize)]
@@ -54,6 +57,48 @@ pub struct Hotspot {
 pub struct Skipped {
     pub file: String,
     pub reason: String,
+}
+
+/// How to audit.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Read every file's rules from this folder's `lanes.toml` (the
+    /// `LANES_CONF_DIR` of the macros) rather than from its nearest one.
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Why an audit could not run.
+#[derive(Debug)]
+pub enum Error {
+    /// A `lanes.toml` that does not hold valid rules.
+    Config(ConfigError),
+    /// The `lanes.toml` of [`Options::config_dir`] could not be read.
+    MissingConfig {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(error) => error.fmt(f),
+            Error::MissingConfig { path, error } => write!(
+                f,
+                "cannot read {} (named by {}): {error}",
+                path.display(),
+                lanes_check::DIR_ENV
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Error {
+        Error::Config(error)
+    }
 }
 
 impl Report {
@@ -126,29 +171,29 @@ const PARSER_STACK: usize = 256 << 20;
 
 /// Audits every `.rs` file under `root`, skipping `target/` and hidden
 /// folders. Each file follows the `lanes.toml` of its nearest folder that
-/// has one, up to `root`. Files are read one at a time, on one thread with
-/// a large stack, so memory stays flat however large the tree and no file
-/// can overflow the stack.
-pub fn audit(root: &Path) -> Result<Report, ConfigError> {
+/// has one, up to `root`, unless `options` names one for all. Files are read
+/// one at a time, on one thread with a large stack, so memory stays flat
+/// however large the tree and no file can overflow the stack.
+pub fn audit(root: &Path, options: &Options) -> Result<Report, Error> {
+    let mut configs = Configs::new(root, options.config_dir.as_deref())?;
     let files = rust_files(root);
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("lanes-audit".to_owned())
             .stack_size(PARSER_STACK)
-            .spawn_scoped(scope, || audit_files(root, &files))
+            .spawn_scoped(scope, || audit_files(root, &files, &mut configs))
             .expect("the audit thread starts")
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
-fn audit_files(root: &Path, files: &[PathBuf]) -> Result<Report, ConfigError> {
+fn audit_files(root: &Path, files: &[PathBuf], configs: &mut Configs) -> Result<Report, Error> {
     let mut report = Report {
         files_read: files.len(),
         ..Report::default()
     };
     let mut roles = HashMap::new();
-    let mut configs = Configs::new(root);
     for path in files {
         let file = display_path(root, path);
         match parse(path) {
@@ -251,41 +296,4 @@ fn display_path(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The `lanes.toml` that applies to each folder, read once per folder.
-struct Configs {
-    root: PathBuf,
-    by_folder: HashMap<PathBuf, Config>,
-}
-
-impl Configs {
-    fn new(root: &Path) -> Configs {
-        Configs {
-            root: root.to_owned(),
-            by_folder: HashMap::new(),
-        }
-    }
-
-    fn for_file(&mut self, file: &Path) -> Result<&Config, ConfigError> {
-        let folder = file.parent().unwrap_or(&self.root).to_owned();
-        if !self.by_folder.contains_key(&folder) {
-            let config = self.nearest(&folder)?;
-            self.by_folder.insert(folder.clone(), config);
-        }
-        Ok(&self.by_folder[&folder])
-    }
-
-    fn nearest(&self, folder: &Path) -> Result<Config, ConfigError> {
-        for dir in folder.ancestors() {
-            let path = dir.join(lanes_check::FILE_NAME);
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                return Config::parse(&text, &path);
-            }
-            if dir == self.root {
-                break;
-            }
-        }
-        Ok(Config::default())
-    }
 }

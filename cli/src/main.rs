@@ -51,7 +51,14 @@ fn main() -> ExitCode {
         eprintln!("error: {} is not a folder", path.display());
         return ExitCode::from(2);
     }
-    let report = match lanes_audit::audit(&path) {
+    let options = lanes_audit::Options {
+        // As the macros read it; set but empty is taken as unset, as a
+        // shell's `LANES_CONF_DIR= cargo ..` means.
+        config_dir: std::env::var_os(lanes_check::DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from),
+    };
+    let report = match lanes_audit::audit(&path, &options) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: {error}");

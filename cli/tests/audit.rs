@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,15 +39,27 @@ fn reported(report: &lanes_audit::Report) -> BTreeSet<(String, usize, String)> {
         .collect()
 }
 
+fn audit(root: &Path) -> lanes_audit::Report {
+    lanes_audit::audit(root, &lanes_audit::Options::default()).unwrap()
+}
+
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-lanes"))
-        .args(args)
-        .output()
-        .unwrap();
+    let output = cargo_lanes(args, None);
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),
     )
+}
+
+/// The audit binary, run as cargo runs it, with `LANES_CONF_DIR` set to
+/// `config_dir` or unset.
+fn cargo_lanes(args: &[&str], config_dir: Option<&Path>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-lanes"));
+    command.args(args).env_remove("LANES_CONF_DIR");
+    if let Some(dir) = config_dir {
+        command.env("LANES_CONF_DIR", dir);
+    }
+    command.output().unwrap()
 }
 
 /// A folder of files made for one test, removed when dropped.
@@ -79,14 +91,14 @@ impl Drop for Scratch {
 fn every_marked_hotspot_is_found_at_its_line_and_nothing_else() {
     for name in ["hotspots", "service"] {
         let root = fixture(name);
-        let report = lanes_audit::audit(&root).unwrap();
+        let report = audit(&root);
         assert_eq!(reported(&report), marked(&root), "fixture {name}");
     }
 }
 
 #[test]
 fn target_hidden_and_unparseable_files_are_skipped_without_a_crash() {
-    let report = lanes_audit::audit(&fixture("hotspots")).unwrap();
+    let report = audit(&fixture("hotspots"));
     // main.rs, handlers.rs, broken.rs: not target/ nor .cache/.
     assert_eq!(report.files_read, 3);
     assert_eq!(report.skipped.len(), 1);
@@ -96,7 +108,7 @@ fn target_hidden_and_unparseable_files_are_skipped_without_a_crash() {
 
 #[test]
 fn the_service_audit_names_the_four_places_with_their_roles() {
-    let report = lanes_audit::audit(&fixture("service")).unwrap();
+    let report = audit(&fixture("service"));
     let places: Vec<(&str, &[String], usize)> = report
         .flagged
         .iter()
@@ -243,7 +255,7 @@ fn a_missing_folder_or_a_broken_lanes_toml_is_an_error_with_status_2() {
 fn the_audit_reads_every_ui_case_without_panicking() {
     // The ui suites hold the oddest code in the repository, malformed included.
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
-    let report = lanes_audit::audit(&ui).unwrap();
+    let report = audit(&ui);
     assert!(
         report.files_read >= 50,
         "read only {} files",
@@ -289,5 +301,51 @@ fn files_nested_too_deeply_are_skipped_and_the_audit_goes_on() {
          skipped src/parens.rs: nested too deeply to parse (depth 100002, limit 1000)\n\
          \n\
          1 blocking call in 1 async body across 1 file (4 files read, 3 skipped)\n"
+    );
+}
+
+#[test]
+fn lanes_conf_dir_gives_every_file_the_same_lanes_toml() {
+    // The fixture's own lanes.toml adds `legacy_db::query` and allows
+    // `std::fs::metadata`; this one allows every `std::fs` call instead.
+    let config = Scratch::new("conf-dir", &[("lanes.toml", "allow = [\"std-fs\"]\n")]);
+    let root = fixture("hotspots");
+    let args = ["lanes", "audit", root.to_str().unwrap(), "--format", "json"];
+    let output = cargo_lanes(&args, Some(config.0.as_path()));
+    assert_eq!(output.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rules: BTreeSet<&str> = value["flagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["hotspots"].as_array().unwrap())
+        .map(|h| h["rule"].as_str().unwrap())
+        .collect();
+    let expected = [
+        "bcrypt",
+        "process-output",
+        "std-guard-across-await",
+        "thread-sleep",
+    ];
+    assert_eq!(rules, expected.into_iter().collect());
+}
+
+#[test]
+fn a_lanes_conf_dir_without_lanes_toml_is_an_error_with_status_2() {
+    let empty = Scratch::new("empty-conf-dir", &[("README", "no lanes.toml here\n")]);
+    let root = fixture("service");
+    let output = cargo_lanes(
+        &["lanes", "audit", root.to_str().unwrap()],
+        Some(empty.0.as_path()),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot read {}/lanes.toml (named by LANES_CONF_DIR): No such file or \
+             directory (os error 2)\n",
+            empty.path()
+        )
     );
 }
