@@ -5,14 +5,18 @@ mod config;
 mod depth;
 mod find;
 pub mod output;
+mod routes;
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use lanes_check::{BUILTIN, Config, ConfigError, Kind, Scope};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::config::Configs;
+use crate::find::{AsyncBody, Piece};
+use crate::routes::NamedRole;
 
 /// What an audit found.
 #[derive(Debug, Default, Serialize)]
@@ -23,9 +27,13 @@ pub struct Report {
     pub flagged: Vec<Flagged>,
     /// Files that were not audited, and why.
     pub skipped: Vec<Skipped>,
+    /// Blocking calls in test code, not in `flagged` unless
+    /// [`Options::include_tests`] asked for them.
+    pub test_hotspots_left_out: usize,
 }
 
-/// One fn (or an async block inside a sync fn) with blocking calls.
+/// One fn (or an async block inside a sync fn, or a part of either that
+/// runs elsewhere) with blocking calls.
 #[derive(Debug, Serialize)]
 pub struct Flagged {
     /// Relative to the audited folder, with `/` separators.
@@ -35,12 +43,53 @@ pub struct Flagged {
     pub is_async_fn: bool,
     /// Where the fn or block starts.
     pub line: usize,
+    /// Where the code runs.
+    pub context: Context,
     /// What the router makes of it: `handler for GET /users/{id}`,
     /// `middleware`.
     pub roles: Vec<String>,
     /// The body awaits something besides its blocking calls.
     pub awaits: bool,
     pub hotspots: Vec<Hotspot>,
+}
+
+/// Where flagged code runs, as far as the audit can tell. Ordered from the
+/// strongest claim down, so that a fn both routed and spawned is a handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Context {
+    /// Test code, reported only when asked for.
+    Test,
+    /// A fn or closure routed by axum or actix-web.
+    Handler,
+    /// axum's `from_fn`, actix-web's `wrap_fn`.
+    Middleware,
+    /// Handed to `tokio::spawn` and its kin.
+    Background,
+    /// `main` before the statement that starts the server: it runs once,
+    /// before any request waits on it, so its findings are notes.
+    StartUp,
+    /// None known.
+    Async,
+}
+
+impl Context {
+    /// As the report prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Context::Test => "test",
+            Context::Handler => "handler",
+            Context::Middleware => "middleware",
+            Context::Background => "background",
+            Context::StartUp => "start-up",
+            Context::Async => "async",
+        }
+    }
+}
+
+impl Serialize for Context {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// One blocking call.
@@ -62,6 +111,9 @@ pub struct Skipped {
 /// How to audit.
 #[derive(Debug, Default)]
 pub struct Options {
+    /// Report test code too: `#[test]` fns, `#[cfg(test)]` items, and files
+    /// under a `tests/`, `benches/` or `examples/` folder.
+    pub include_tests: bool,
     /// Read every file's rules from this folder's `lanes.toml` (the
     /// `LANES_CONF_DIR` of the macros) rather than from its nearest one.
     pub config_dir: Option<PathBuf>,
@@ -102,12 +154,44 @@ impl From<ConfigError> for Error {
 }
 
 impl Report {
-    pub fn hotspot_count(&self) -> usize {
-        self.flagged.iter().map(|f| f.hotspots.len()).sum()
+    /// The blocking calls that fail the audit: all but the notes.
+    pub fn error_count(&self) -> usize {
+        self.hotspots_where(|flagged| !flagged.is_note())
+    }
+
+    /// The blocking calls reported as notes, which do not fail the audit.
+    pub fn note_count(&self) -> usize {
+        self.hotspots_where(Flagged::is_note)
+    }
+
+    fn hotspots_where(&self, keep: impl Fn(&Flagged) -> bool) -> usize {
+        self.flagged
+            .iter()
+            .filter(|f| keep(f))
+            .map(|f| f.hotspots.len())
+            .sum()
     }
 }
 
 impl Flagged {
+    /// Start-up code runs once, before any request can wait on it: its
+    /// blocking calls are worth knowing, not worth failing a build over.
+    pub fn is_note(&self) -> bool {
+        self.context == Context::StartUp
+    }
+
+    /// Where the code runs, as the text report says it: the router's roles
+    /// for handlers and middleware, else the context; `None` when unknown.
+    pub fn place(&self) -> Option<String> {
+        match self.context {
+            Context::Async => None,
+            Context::Handler | Context::Middleware if !self.roles.is_empty() => {
+                Some(self.roles.join(", "))
+            }
+            context => Some(context.as_str().to_owned()),
+        }
+    }
+
     /// The change that puts this code on the right lane.
     pub fn suggestion(&self) -> String {
         let cpu_only = self
@@ -152,8 +236,14 @@ impl Flagged {
     }
 
     fn short_name(&self) -> &str {
-        self.function.rsplit("::").next().unwrap_or(&self.function)
+        short_name(&self.function)
     }
+}
+
+/// The last segment of a fn's name or path: `get` for `handlers::users::get`
+/// and for `Users::get`. Routes are matched to fns by it.
+fn short_name(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
 }
 
 fn rule_kind(id: &str) -> Option<Kind> {
@@ -181,26 +271,76 @@ pub fn audit(root: &Path, options: &Options) -> Result<Report, Error> {
         std::thread::Builder::new()
             .name("lanes-audit".to_owned())
             .stack_size(PARSER_STACK)
-            .spawn_scoped(scope, || audit_files(root, &files, &mut configs))
+            .spawn_scoped(scope, || audit_files(root, &files, &mut configs, options))
             .expect("the audit thread starts")
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .unwrap_or_else(|panic| panic::resume_unwind(panic))
     })
 }
 
-fn audit_files(root: &Path, files: &[PathBuf], configs: &mut Configs) -> Result<Report, Error> {
+/// A flagged body (or part of one) whose context waits for the routers of
+/// every file, since routes may be declared in another file than their
+/// handlers.
+struct Found {
+    file: String,
+    function: String,
+    piece: Piece,
+    hotspots: Vec<Hotspot>,
+}
+
+impl Found {
+    /// The report's entry, given what every file names this fn to be.
+    fn resolve(self, by_name: &HashMap<&str, Vec<&NamedRole>>) -> Flagged {
+        let named = by_name
+            .get(short_name(&self.function))
+            .map_or(&[][..], Vec::as_slice);
+        let (context, roles) = self.piece.place.resolve(named);
+        Flagged {
+            file: self.file,
+            function: self.function,
+            is_async_fn: self.piece.is_async_fn,
+            line: self.piece.line,
+            context,
+            roles,
+            awaits: self.piece.awaits,
+            hotspots: self.hotspots,
+        }
+    }
+}
+
+/// What one file holds: its flagged bodies, and the fns its routers, spawns
+/// and middleware name.
+struct Examined {
+    found: Vec<Found>,
+    named: Vec<NamedRole>,
+}
+
+fn audit_files(
+    root: &Path,
+    files: &[PathBuf],
+    configs: &mut Configs,
+    options: &Options,
+) -> Result<Report, Error> {
     let mut report = Report {
         files_read: files.len(),
         ..Report::default()
     };
-    let mut roles = HashMap::new();
+    let mut found = Vec::new();
+    let mut named = Vec::new();
     for path in files {
         let file = display_path(root, path);
-        match parse(path) {
-            Ok(ast) => {
-                find::router_roles(&ast, &mut roles);
-                let config = configs.for_file(path)?;
-                report.flagged.extend(flag(&file, &ast, config));
+        let config = configs.for_file(path)?;
+        let in_test_folder = is_in_test_folder(root, path);
+        // A panic is a bug of the audit, not of the file: it costs this
+        // file, not the report on all the others.
+        let examined = panic::catch_unwind(AssertUnwindSafe(|| {
+            examine(path, &file, config, in_test_folder)
+        }))
+        .unwrap_or_else(|_| Err("the audit failed on this file (a bug: please report it)".into()));
+        match examined {
+            Ok(examined) => {
+                found.extend(examined.found);
+                named.extend(examined.named);
             }
             Err(reason) => report.skipped.push(Skipped { file, reason }),
         }
@@ -209,24 +349,35 @@ fn audit_files(root: &Path, files: &[PathBuf], configs: &mut Configs) -> Result<
         // around, which would corrupt line numbers, past 4 GiB of code).
         proc_macro2::extra::invalidate_current_thread_spans();
     }
-    // Routes may be declared in another file than their handlers.
-    for flagged in &mut report.flagged {
-        let short = flagged
-            .function
-            .rsplit("::")
-            .next()
-            .unwrap_or(&flagged.function);
-        flagged.roles = roles.get(short).cloned().unwrap_or_default();
+    let mut by_name: HashMap<&str, Vec<&NamedRole>> = HashMap::new();
+    for role in &named {
+        by_name
+            .entry(short_name(&role.fn_path))
+            .or_default()
+            .push(role);
+    }
+    for found in found {
+        let flagged = found.resolve(&by_name);
+        if flagged.context == Context::Test && !options.include_tests {
+            report.test_hotspots_left_out += flagged.hotspots.len();
+        } else {
+            report.flagged.push(flagged);
+        }
     }
     report
         .flagged
-        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        .sort_by(|a, b| (&a.file, a.line, a.context).cmp(&(&b.file, b.line, b.context)));
     Ok(report)
 }
 
-/// Reads, measures and parses one file; the reason it was skipped
-/// otherwise.
-fn parse(path: &Path) -> Result<syn::File, String> {
+/// Reads, measures and parses one file, then lists what blocks in it; the
+/// reason it was skipped otherwise.
+fn examine(
+    path: &Path,
+    file: &str,
+    config: &Config,
+    in_test_folder: bool,
+) -> Result<Examined, String> {
     let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
     if let Some(depth) = depth::nesting(&text).filter(|depth| *depth > depth::LIMIT) {
         return Err(format!(
@@ -234,38 +385,47 @@ fn parse(path: &Path) -> Result<syn::File, String> {
             depth::LIMIT
         ));
     }
-    syn::parse_file(&text).map_err(|error| {
+    let ast = syn::parse_file(&text).map_err(|error| {
         let at = error.span().start();
         format!("{}:{}: {error}", at.line, at.column + 1)
+    })?;
+    let roles = routes::of_file(&ast);
+    let found = find::async_bodies(&ast, &roles.in_place, in_test_folder)
+        .into_iter()
+        .flat_map(|body| flag(file, body, config))
+        .collect();
+    Ok(Examined {
+        found,
+        named: roles.named,
     })
 }
 
-/// The bodies of one parsed file that block, with their hotspots.
-fn flag(file: &str, ast: &syn::File, config: &Config) -> Vec<Flagged> {
-    find::async_bodies(ast)
-        .into_iter()
-        .filter_map(|body| {
-            let hotspots: Vec<Hotspot> = lanes_check::scan(&body.block, Scope::Async, config)
-                .into_iter()
-                .map(|finding| {
-                    let at = finding.start.start();
-                    Hotspot {
-                        line: at.line,
-                        column: at.column + 1,
-                        rule: finding.rule,
-                        message: finding.message,
-                    }
-                })
-                .collect();
-            (!hotspots.is_empty()).then(|| Flagged {
-                file: file.to_owned(),
-                roles: Vec::new(),
-                awaits: lanes_check::awaits(&body.block),
-                function: body.function,
-                is_async_fn: body.is_async_fn,
-                line: body.line,
-                hotspots,
-            })
+/// The blocking calls of one body, split by the part of the body that
+/// holds them; one entry per part that blocks.
+fn flag(file: &str, body: AsyncBody<'_>, config: &Config) -> Vec<Found> {
+    // The body's own hotspots first, then each part's.
+    let mut hotspots: Vec<Vec<Hotspot>> = std::iter::repeat_with(Vec::new)
+        .take(body.parts.len() + 1)
+        .collect();
+    for finding in lanes_check::scan(&body.block, Scope::Async, config) {
+        let at = finding.start.start();
+        let slot = body.part_holding(at).map_or(0, |index| index + 1);
+        hotspots[slot].push(Hotspot {
+            line: at.line,
+            column: at.column + 1,
+            rule: finding.rule,
+            message: finding.message,
+        });
+    }
+    let pieces = std::iter::once(body.whole).chain(body.parts.into_iter().map(|part| part.piece));
+    pieces
+        .zip(hotspots)
+        .filter(|(_, hotspots)| !hotspots.is_empty())
+        .map(|(piece, hotspots)| Found {
+            file: file.to_owned(),
+            function: body.function.clone(),
+            piece,
+            hotspots,
         })
         .collect()
 }
@@ -296,4 +456,17 @@ fn display_path(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Cargo's folders of test code, at any depth below `root` (a workspace's
+/// members have their own).
+fn is_in_test_folder(root: &Path, path: &Path) -> bool {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative.parent().is_some_and(|folder| {
+        folder.components().any(|c| {
+            ["tests", "benches", "examples"]
+                .iter()
+                .any(|name| c.as_os_str() == *name)
+        })
+    })
 }
