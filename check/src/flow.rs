@@ -26,9 +26,7 @@ pub(crate) fn local_name(expr: &Expr) -> Option<String> {
         }
         Expr::Reference(r) => local_name(&r.expr),
         Expr::Paren(p) => local_name(&p.expr),
-        Expr::MethodCall(m) if m.method == "as_mut" && m.args.is_empty() => {
-            local_name(&m.receiver)
-        }
+        Expr::MethodCall(m) if m.method == "as_mut" && m.args.is_empty() => local_name(&m.receiver),
         _ => None,
     }
 }
@@ -83,7 +81,9 @@ pub(crate) fn flows(block: &syn::Block, offload: &[String]) -> Flows {
                     TokenTree::Ident(ident) => {
                         let separated = |t: Option<&TokenTree>| match t {
                             None => true,
-                            Some(TokenTree::Punct(p)) => matches!(p.as_char(), ',' | '=' | '>' | '&'),
+                            Some(TokenTree::Punct(p)) => {
+                                matches!(p.as_char(), ',' | '=' | '>' | '&')
+                            }
                             Some(TokenTree::Ident(i)) => i == "mut",
                             _ => false,
                         };

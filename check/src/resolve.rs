@@ -78,11 +78,7 @@ pub(crate) const KNOWN_CRATES: &[&str] = &[
 
 /// `segments` as written in a body, split from a `syn::Path`.
 pub(crate) fn written(path: &syn::Path) -> Vec<String> {
-    let mut segments: Vec<String> = path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
+    let mut segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     if path.leading_colon.is_some() {
         segments.insert(0, String::new());
     }

@@ -150,7 +150,15 @@ pub const BUILTIN: &[Rule] = &[
         kind: Kind::Blocking,
         matcher: Matcher::OriginMethod {
             origins: &[Origin::Stdin],
-            names: &["read_line", "lines", "read_to_string", "read_to_end", "read", "read_exact", "bytes"],
+            names: &[
+                "read_line",
+                "lines",
+                "read_to_string",
+                "read_to_end",
+                "read",
+                "read_exact",
+                "bytes",
+            ],
         },
         call: "reading `std::io::stdin` (`.{name}`)",
         fix: fix!("use `tokio::io::stdin()` and `.await` its reads"),
@@ -190,7 +198,9 @@ pub const BUILTIN: &[Rule] = &[
             ],
         },
         call: "`.{name}(..)` on a std file or socket",
-        fix: fix!("open it with `tokio::fs::File` or `tokio::net::TcpStream` and `.await` the `AsyncReadExt`/`AsyncWriteExt` call"),
+        fix: fix!(
+            "open it with `tokio::fs::File` or `tokio::net::TcpStream` and `.await` the `AsyncReadExt`/`AsyncWriteExt` call"
+        ),
     },
     Rule {
         id: "process-output",
@@ -279,7 +289,9 @@ pub const BUILTIN: &[Rule] = &[
         kind: Kind::Blocking,
         matcher: Matcher::PathPrefix(&["rusqlite"]),
         call: "`{path}` (rusqlite is synchronous)",
-        fix: fix!("run it inside `lanes::run_blocking(move || ..).await`, or use sqlx's SQLite driver"),
+        fix: fix!(
+            "run it inside `lanes::run_blocking(move || ..).await`, or use sqlx's SQLite driver"
+        ),
     },
     Rule {
         id: "sync-database",
@@ -554,8 +566,7 @@ pub const BUILTIN: &[Rule] = &[
     },
 ];
 
-const PATH_STAT_FIX: &str =
-    "use `tokio::fs::try_exists(..).await` or `tokio::fs::metadata(..).await` (on a network file system a stat can take seconds)";
+const PATH_STAT_FIX: &str = "use `tokio::fs::try_exists(..).await` or `tokio::fs::metadata(..).await` (on a network file system a stat can take seconds)";
 
 const CPU_FIX: &str =
     "a password hash costs tens to hundreds of milliseconds of CPU; move it into a #[cpu_bound] fn";
@@ -663,7 +674,10 @@ pub(crate) fn path_starts_with(written: &[String], prefix: &[&str]) -> bool {
 /// A resolved path is `pattern` itself (`"*"` matching any segment).
 pub(crate) fn path_equals(resolved: &[String], pattern: &[&str]) -> bool {
     resolved.len() == pattern.len()
-        && resolved.iter().zip(pattern).all(|(w, p)| *p == "*" || w == p)
+        && resolved
+            .iter()
+            .zip(pattern)
+            .all(|(w, p)| *p == "*" || w == p)
 }
 
 /// The written path is longer than `pattern` and ends with it:

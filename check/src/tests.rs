@@ -199,11 +199,9 @@ fn a_std_guard_alive_at_an_await_is_reported_at_the_await() {
     let found = findings(source, Scope::IoBound);
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].0, found[0].1), (4, 15));
-    assert!(
-        found[0]
-            .2
-            .starts_with("std lock guard `guard` (from `.lock()` on line 2) is still held at this `.await`")
-    );
+    assert!(found[0].2.starts_with(
+        "std lock guard `guard` (from `.lock()` on line 2) is still held at this `.await`"
+    ));
 }
 
 #[test]
@@ -408,10 +406,23 @@ mod crate_model {
                     return;
                 }
                 let line = sig.fn_token.span.start().line;
-                let place = self.model.place_at(self.file, line).expect("a file of the model");
-                for f in check(block, Some(sig), Scope::Async, self.config, Some((self.model, &place))) {
-                    self.out
-                        .push((self.display.to_owned(), f.start.start().line, f.rule, f.message));
+                let place = self
+                    .model
+                    .place_at(self.file, line)
+                    .expect("a file of the model");
+                for f in check(
+                    block,
+                    Some(sig),
+                    Scope::Async,
+                    self.config,
+                    Some((self.model, &place)),
+                ) {
+                    self.out.push((
+                        self.display.to_owned(),
+                        f.start.start().line,
+                        f.rule,
+                        f.message,
+                    ));
                 }
             }
         }
@@ -663,7 +674,10 @@ async fn handler(p: String) {
     let blocking = std::fs::read(&p);
 }
 "#;
-        assert_eq!(hotspots(&[("src/lib.rs", lib)]), [at("src/lib.rs", 18, "std-fs")]);
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [at("src/lib.rs", 18, "std-fs")]
+        );
     }
 
     #[test]
@@ -690,7 +704,10 @@ async fn handler(p: String) {
 "#;
         assert_eq!(
             hotspots(&[("src/lib.rs", lib)]),
-            [at("src/lib.rs", 8, "thread-sleep"), at("src/lib.rs", 11, "std-fs")]
+            [
+                at("src/lib.rs", 8, "thread-sleep"),
+                at("src/lib.rs", 11, "std-fs")
+            ]
         );
     }
 
@@ -755,7 +772,11 @@ async fn save() {}
         assert!(found[0].3.starts_with(
             "std lock guard `names` (from `.lock()` on line 8) is still held at this `.await`"
         ));
-        assert!(found[1].3.starts_with("parking_lot lock guard `fast` (from `.lock()` on line 13)"));
+        assert!(
+            found[1]
+                .3
+                .starts_with("parking_lot lock guard `fast` (from `.lock()` on line 13)")
+        );
         assert!(found[4].3.starts_with(
             "std lock guards `c` (from `.lock()` on line 26) and `d` (from `.lock()` on line 27) \
              are still held at this `.await`"
@@ -856,11 +877,16 @@ async fn handler(url: String) {
 
     #[test]
     fn path_stats_are_warnings_for_the_audit_and_pass_the_macros() {
-        let body = "async fn h(p: std::path::PathBuf) { let e = p.exists(); let m = p.metadata(); }";
+        let body =
+            "async fn h(p: std::path::PathBuf) { let e = p.exists(); let m = p.metadata(); }";
         let item: syn::ItemFn = syn::parse_str(body).unwrap();
         let audit = crate::scan(&item.block, Scope::Async, &Config::default());
         assert_eq!(audit.len(), 2);
-        assert!(audit.iter().all(|f| f.rule == "path-stat" && f.severity == crate::Severity::Warning));
+        assert!(
+            audit
+                .iter()
+                .all(|f| f.rule == "path-stat" && f.severity == crate::Severity::Warning)
+        );
         assert!(crate::scan(&item.block, Scope::IoBound, &Config::default()).is_empty());
     }
 
@@ -888,9 +914,12 @@ async fn handler(p: String) {
 
     #[test]
     fn every_message_names_its_rule_for_allow() {
-        let item: syn::ItemFn =
-            syn::parse_str("async fn h() { std::thread::sleep(d); }").unwrap();
+        let item: syn::ItemFn = syn::parse_str("async fn h() { std::thread::sleep(d); }").unwrap();
         let found = crate::scan(&item.block, Scope::IoBound, &Config::default());
-        assert!(found[0].message_with_rule().ends_with(" [lanes::thread-sleep]"));
+        assert!(
+            found[0]
+                .message_with_rule()
+                .ends_with(" [lanes::thread-sleep]")
+        );
     }
 }

@@ -14,8 +14,8 @@ use crate::config::{Config, CustomRule};
 use crate::escape;
 use crate::finding::{Finding, Scope, Severity};
 use crate::flow::{self, Flows};
-use crate::model::{Chain, Held, ItemPath, Model, Place};
 use crate::model::summary::{Call, Leaf, Raw};
+use crate::model::{Chain, Held, ItemPath, Model, Place};
 use crate::resolve::{self, KNOWN_CRATES, Resolved};
 use crate::rules::{
     self, ASYNC_PREFIXES, BUILTIN, FUTURE_ADAPTERS, FUTURE_CONSUMERS, Kind, Matcher, Origin, Rule,
@@ -188,7 +188,10 @@ fn constructed(resolved: &Resolved) -> Option<Origin> {
         (&["std", "thread", "Builder", "new"], Origin::ThreadBuilder),
         (&["std", "net", "TcpListener", "bind"], Origin::Listener),
         (&["std", "net", "TcpStream", "connect"], Origin::Socket),
-        (&["std", "net", "TcpStream", "connect_timeout"], Origin::Socket),
+        (
+            &["std", "net", "TcpStream", "connect_timeout"],
+            Origin::Socket,
+        ),
         (&["std", "fs", "File", "open"], Origin::File),
         (&["std", "fs", "File", "create"], Origin::File),
         (&["std", "fs", "File", "create_new"], Origin::File),
@@ -243,7 +246,9 @@ fn dropped(stmt: &Stmt) -> Option<String> {
 /// The body awaits something itself, not only inside a closure, async
 /// block or item it holds.
 pub fn awaits(body: &Block) -> bool {
-    body.stmts.iter().any(|stmt| first_await_in_stmt(stmt).is_some())
+    body.stmts
+        .iter()
+        .any(|stmt| first_await_in_stmt(stmt).is_some())
 }
 
 /// Finds the first `.await` of a node itself, not of a closure, async block
@@ -382,7 +387,14 @@ impl<'a> Walker<'a> {
             .push(Finding::new(rule, message, start, end).with_severity(severity));
     }
 
-    fn report_rule(&mut self, rule: &Rule, name: &str, canonical_call: &str, start: Span, end: Span) {
+    fn report_rule(
+        &mut self,
+        rule: &Rule,
+        name: &str,
+        canonical_call: &str,
+        start: Span,
+        end: Span,
+    ) {
         if self.config.allows(rule.id, canonical_call) {
             return;
         }
@@ -514,7 +526,14 @@ impl<'a> Walker<'a> {
         false
     }
 
-    fn report_custom(&mut self, custom: &CustomRule, rule: &str, written: &str, start: Span, end: Span) {
+    fn report_custom(
+        &mut self,
+        custom: &CustomRule,
+        rule: &str,
+        written: &str,
+        start: Span,
+        end: Span,
+    ) {
         if self.config.allows(rule, written) {
             return;
         }
@@ -578,7 +597,9 @@ impl<'a> Walker<'a> {
                     names.contains(&name.as_str()) && origin.is_some_and(|o| origins.contains(&o))
                 }
                 Matcher::DieselQuery(names) => {
-                    names.contains(&name.as_str()) && call.args.len() == 1 && self.uses_sync_diesel()
+                    names.contains(&name.as_str())
+                        && call.args.len() == 1
+                        && self.uses_sync_diesel()
                 }
                 _ => false,
             };
@@ -605,8 +626,9 @@ impl<'a> Walker<'a> {
     /// The module uses diesel's synchronous query methods: it names diesel
     /// and not diesel-async.
     fn uses_sync_diesel(&self) -> bool {
-        self.model
-            .is_some_and(|(model, place)| model.uses_crate(place, "diesel") && !model.uses_crate(place, "diesel_async"))
+        self.model.is_some_and(|(model, place)| {
+            model.uses_crate(place, "diesel") && !model.uses_crate(place, "diesel_async")
+        })
     }
 
     /// The std handle an expression is, when its origin is known: built in
@@ -621,7 +643,9 @@ impl<'a> Walker<'a> {
                 let inner = self.origin_of(&m.receiver)?;
                 let name = m.method.to_string();
                 match (inner, name.as_str()) {
-                    (_, "unwrap" | "expect" | "unwrap_or_else" | "try_clone" | "by_ref") => Some(inner),
+                    (_, "unwrap" | "expect" | "unwrap_or_else" | "try_clone" | "by_ref") => {
+                        Some(inner)
+                    }
                     (Origin::Command, "spawn") => Some(Origin::Child),
                     (Origin::Command, "output" | "status") => None,
                     (Origin::Command, _) => Some(Origin::Command),
@@ -637,10 +661,13 @@ impl<'a> Walker<'a> {
             Expr::Reference(r) => self.origin_of(&r.expr),
             Expr::Path(p) => {
                 let name = p.path.get_ident()?.to_string();
-                self.origins.get(&name).copied().or_else(|| match self.held.get(&name) {
-                    Some(Held::Std(origin)) => Some(*origin),
-                    _ => None,
-                })
+                self.origins
+                    .get(&name)
+                    .copied()
+                    .or_else(|| match self.held.get(&name) {
+                        Some(Held::Std(origin)) => Some(*origin),
+                        _ => None,
+                    })
             }
             Expr::Field(field) => match self.field_held(field)? {
                 Held::Std(origin) => Some(origin),
@@ -682,7 +709,9 @@ impl<'a> Walker<'a> {
             }
             Expr::Field(field) => self.field_held(field),
             Expr::Reference(r) => self.lock_of(&r.expr),
-            Expr::MethodCall(m) if matches!(m.method.to_string().as_str(), "clone" | "as_ref" | "deref") => {
+            Expr::MethodCall(m)
+                if matches!(m.method.to_string().as_str(), "clone" | "as_ref" | "deref") =>
+            {
                 self.lock_of(&m.receiver)
             }
             _ => None,
@@ -775,9 +804,21 @@ impl<'a> Walker<'a> {
             return false;
         };
         let resolved = self.resolve(&written);
-        [&["std", "sync", "mpsc", "channel"][..], &["std", "sync", "mpsc", "sync_channel"]]
-            .iter()
-            .any(|pattern| path_rule_match(&Matcher::Path { path: pattern, min: 2 }, &resolved).is_some())
+        [
+            &["std", "sync", "mpsc", "channel"][..],
+            &["std", "sync", "mpsc", "sync_channel"],
+        ]
+        .iter()
+        .any(|pattern| {
+            path_rule_match(
+                &Matcher::Path {
+                    path: pattern,
+                    min: 2,
+                },
+                &resolved,
+            )
+            .is_some()
+        })
     }
 
     /// A path call: judged unless `awaited`, then its parts, except the
@@ -795,9 +836,10 @@ impl<'a> Walker<'a> {
         let offloaded = resolved
             .as_ref()
             .is_some_and(|r| flow::is_offloader(r.segments(), &self.config.offload));
-        let consumes = written.as_ref().and_then(|w| w.last()).is_some_and(|name| {
-            FUTURE_CONSUMERS.contains(&name.as_str())
-        });
+        let consumes = written
+            .as_ref()
+            .and_then(|w| w.last())
+            .is_some_and(|name| FUTURE_CONSUMERS.contains(&name.as_str()));
         self.visit_expr(&call.func);
         for arg in &call.args {
             if offloaded && self.skip_offloaded(arg) {
@@ -1096,7 +1138,8 @@ impl<'a> Walker<'a> {
 
     fn visit_piece(&mut self, mut piece: Vec<TokenTree>, awaited: bool) {
         // tracing's `%value` and `?value` field sigils.
-        while matches!(piece.first(), Some(TokenTree::Punct(p)) if matches!(p.as_char(), '%' | '?')) {
+        while matches!(piece.first(), Some(TokenTree::Punct(p)) if matches!(p.as_char(), '%' | '?'))
+        {
             piece.remove(0);
         }
         if piece.is_empty() {
@@ -1146,11 +1189,13 @@ fn separator_at(trees: &[TokenTree], i: usize) -> Option<Separator> {
         Some(TokenTree::Punct(next)) => Some(next.as_char()),
         _ => None,
     };
-    let plain = |equals| Some(Separator {
-        width: 1,
-        equals,
-        arrow: false,
-    });
+    let plain = |equals| {
+        Some(Separator {
+            width: 1,
+            equals,
+            arrow: false,
+        })
+    };
     match p.as_char() {
         ',' | ';' => plain(false),
         '=' if p.spacing() == Spacing::Joint && next_char == Some('>') && !joined_before => {
@@ -1322,7 +1367,11 @@ impl<'ast> Visit<'ast> for Walker<'_> {
 }
 
 /// `use` items inside a body, as (name, target) pairs.
-fn collect_uses(tree: &syn::UseTree, mut prefix: Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+fn collect_uses(
+    tree: &syn::UseTree,
+    mut prefix: Vec<String>,
+    out: &mut Vec<(String, Vec<String>)>,
+) {
     match tree {
         syn::UseTree::Path(p) => {
             prefix.push(p.ident.to_string());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lanes_check::{Config, Model, Package, Root, SourceFile};
 
-use crate::Skipped;
+use crate::{Skipped, depth, display_path};
 
 /// The files of one package (or, for `dir` without a `Cargo.toml`, of no
 /// package), with the package's roots.
@@ -29,11 +29,7 @@ pub(crate) fn group_by_package(root: &Path, files: &[PathBuf]) -> Vec<Group> {
             .find_map(|dir| {
                 manifests
                     .entry(dir.to_owned())
-                    .or_insert_with(|| {
-                        Package::read(dir)
-                            .ok()
-                            .filter(|p| !p.roots.is_empty())
-                    })
+                    .or_insert_with(|| Package::read(dir).ok().filter(|p| !p.roots.is_empty()))
                     .clone()
             });
         let (dir, roots) = match package {
@@ -109,25 +105,11 @@ impl Opener<'_> {
         if !self.files.contains(path) || self.failed(path) {
             return None;
         }
-        let file = display_path(self.root, path);
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => {
-                self.skipped.push(Skipped {
-                    file,
-                    reason: error.to_string(),
-                });
-                return None;
-            }
-        };
-        match syn::parse_file(&text) {
+        match parse(path) {
             Ok(ast) => Some(ast),
-            Err(error) => {
-                let at = error.span().start();
-                self.skipped.push(Skipped {
-                    file,
-                    reason: format!("{}:{}: {error}", at.line, at.column + 1),
-                });
+            Err(reason) => {
+                let file = display_path(self.root, path);
+                self.skipped.push(Skipped { file, reason });
                 None
             }
         }
@@ -139,12 +121,17 @@ impl Opener<'_> {
     }
 }
 
-/// `path` relative to `root`, with `/` separators.
-pub(crate) fn display_path(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+/// Reads, measures and parses one file; the reason it is skipped otherwise.
+fn parse(path: &Path) -> Result<syn::File, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+    if let Some(depth) = depth::nesting(&text).filter(|depth| *depth > depth::LIMIT) {
+        return Err(format!(
+            "nested too deeply to parse (depth {depth}, limit {})",
+            depth::LIMIT
+        ));
+    }
+    syn::parse_file(&text).map_err(|error| {
+        let at = error.span().start();
+        format!("{}:{}: {error}", at.line, at.column + 1)
+    })
 }

@@ -1,5 +1,6 @@
 //! `cargo lanes audit [PATH]`: lists the blocking calls in async code, and
-//! exits with 1 when there are any, so that it can gate CI.
+//! exits with 1 when there are any outside start-up code, so that it can
+//! gate CI.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ enum Command {
         /// Also print the attribute (or helper) each flagged fn should use.
         #[arg(long)]
         fix_suggestions: bool,
+        /// Also report test code: `#[test]` fns, `#[cfg(test)]` items, and
+        /// files under `tests/`, `benches/` and `examples/`.
+        #[arg(long)]
+        include_tests: bool,
     },
 }
 
@@ -46,12 +51,21 @@ fn main() -> ExitCode {
         path,
         format,
         fix_suggestions,
+        include_tests,
     } = Cli::parse_from(args).command;
     if !path.is_dir() {
         eprintln!("error: {} is not a folder", path.display());
         return ExitCode::from(2);
     }
-    let report = match lanes_audit::audit(&path) {
+    let options = lanes_audit::Options {
+        include_tests,
+        // As the macros read it; set but empty is taken as unset, as a
+        // shell's `LANES_CONF_DIR= cargo ..` means.
+        config_dir: std::env::var_os(lanes_check::DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from),
+    };
+    let report = match lanes_audit::audit(&path, &options) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: {error}");
@@ -64,7 +78,7 @@ fn main() -> ExitCode {
         Format::Sarif => lanes_audit::output::sarif(&report),
     };
     print!("{rendered}");
-    if report.hotspot_count() == 0 {
+    if report.error_count() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

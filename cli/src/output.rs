@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::Report;
 
-/// Grouped by file, then by fn, with a closing count.
+/// Grouped by file, then by fn, with a closing count. Start-up code is
+/// printed as notes, which do not fail the audit.
 pub fn text(report: &Report, fix_suggestions: bool) -> String {
     let mut out = String::new();
     let mut file = None;
@@ -18,21 +19,25 @@ pub fn text(report: &Report, fix_suggestions: bool) -> String {
             writeln!(out, "{}", flagged.file).unwrap();
             file = Some(&flagged.file);
         }
+        let note = if flagged.is_note() { "note: " } else { "" };
         let what = if flagged.is_async_fn {
             format!("async fn {}", flagged.function)
         } else {
             format!("async block in {}", flagged.function)
         };
-        let roles = if flagged.roles.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", flagged.roles.join(", "))
-        };
-        writeln!(out, "  {what}{roles}, line {}", flagged.line).unwrap();
+        let place = flagged
+            .place()
+            .map_or_else(String::new, |place| format!(" ({place})"));
+        writeln!(out, "  {note}{what}{place}, line {}", flagged.line).unwrap();
         for hotspot in &flagged.hotspots {
+            let warning = if hotspot.is_warning() {
+                "warning: "
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "    {}:{}  [{}] {}",
+                "    {}:{}  {warning}[{}] {}",
                 hotspot.line, hotspot.column, hotspot.rule, hotspot.message
             )
             .unwrap();
@@ -47,34 +52,77 @@ pub fn text(report: &Report, fix_suggestions: bool) -> String {
     if !out.is_empty() {
         out.push('\n');
     }
-    let files: std::collections::BTreeSet<_> = report.flagged.iter().map(|f| &f.file).collect();
-    let summary = match report.hotspot_count() {
+    writeln!(
+        out,
+        "{}{} ({})",
+        errors(report),
+        notes(report),
+        files(report)
+    )
+    .unwrap();
+    out
+}
+
+/// What fails the audit: `4 blocking calls in 3 async bodies across 2 files`.
+fn errors(report: &Report) -> String {
+    let failing: Vec<_> = report
+        .flagged
+        .iter()
+        .filter(|f| !f.is_note() && f.hotspots.iter().any(|h| !h.is_warning()))
+        .collect();
+    let files: std::collections::BTreeSet<_> = failing.iter().map(|f| &f.file).collect();
+    match report.error_count() {
         0 => "no blocking calls in async code".to_owned(),
         n => format!(
             "{n} blocking call{} in {} async bod{} across {} file{}",
             plural(n),
-            report.flagged.len(),
-            if report.flagged.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
+            failing.len(),
+            if failing.len() == 1 { "y" } else { "ies" },
             files.len(),
             plural(files.len())
         ),
+    }
+}
+
+/// What is reported without failing the audit.
+fn notes(report: &Report) -> String {
+    let joint = if report.error_count() == 0 {
+        " but"
+    } else {
+        ", and"
     };
-    let skipped = match report.skipped.len() {
+    let notes = match report.note_count() {
         0 => String::new(),
-        n => format!(", {n} skipped: did not parse"),
+        1 => format!("{joint} 1 at start-up, shown as a note that does not fail the audit"),
+        n => format!("{joint} {n} at start-up, shown as notes that do not fail the audit"),
     };
-    writeln!(
-        out,
-        "{summary} ({} file{} read{skipped})",
+    let warnings = match report.warning_count() {
+        0 => String::new(),
+        1 => ", and 1 path stat, shown as a warning that does not fail the audit".to_owned(),
+        n => format!(", and {n} path stats, shown as warnings that do not fail the audit"),
+    };
+    notes + &warnings
+}
+
+/// What was read, and what was left out of the report.
+fn files(report: &Report) -> String {
+    let mut files = format!(
+        "{} file{} read",
         report.files_read,
         plural(report.files_read)
-    )
-    .unwrap();
-    out
+    );
+    if !report.skipped.is_empty() {
+        write!(files, ", {} skipped", report.skipped.len()).unwrap();
+    }
+    if report.test_hotspots_left_out > 0 {
+        write!(
+            files,
+            ", {} in test code left out; --include-tests shows them",
+            report.test_hotspots_left_out
+        )
+        .unwrap();
+    }
+    files
 }
 
 fn plural(n: usize) -> &'static str {
@@ -97,7 +145,8 @@ pub fn json(report: &Report, fix_suggestions: bool) -> String {
     serde_json::to_string_pretty(&value).expect("JSON renders")
 }
 
-/// One SARIF result per hotspot, each rule described once.
+/// One SARIF result per hotspot, each rule described once; start-up
+/// findings at level `note`.
 pub fn sarif(report: &Report) -> String {
     let mut rules: Vec<&str> = report
         .flagged
@@ -113,7 +162,13 @@ pub fn sarif(report: &Report) -> String {
             flagged.hotspots.iter().map(move |hotspot| {
                 json!({
                     "ruleId": hotspot.rule,
-                    "level": "error",
+                    "level": if flagged.is_note() {
+                        "note"
+                    } else if hotspot.is_warning() {
+                        "warning"
+                    } else {
+                        "error"
+                    },
                     "message": { "text": hotspot.message },
                     "locations": [{
                         "physicalLocation": {
@@ -121,7 +176,8 @@ pub fn sarif(report: &Report) -> String {
                             "region": { "startLine": hotspot.line, "startColumn": hotspot.column }
                         },
                         "logicalLocations": [{ "name": flagged.function, "kind": "function" }]
-                    }]
+                    }],
+                    "properties": { "context": flagged.context }
                 })
             })
         })

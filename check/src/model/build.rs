@@ -107,7 +107,12 @@ impl Builder<'_> {
         self.add_file(module, root.file.clone(), ast, dir);
     }
 
-    fn add_module(&mut self, krate: usize, path: Vec<String>, parent: Option<ModuleId>) -> ModuleId {
+    fn add_module(
+        &mut self,
+        krate: usize,
+        path: Vec<String>,
+        parent: Option<ModuleId>,
+    ) -> ModuleId {
         self.model.modules.push(Module {
             krate,
             path,
@@ -126,7 +131,8 @@ impl Builder<'_> {
         self.fill(module, &ast.items, &path, &dir, true, &mut regions);
         let display = display_path(&self.base, &path);
         self.model.files.insert(path.clone(), (module, regions));
-        self.sources.push((SourceFile { path, display, ast }, module));
+        self.sources
+            .push((SourceFile { path, display, ast }, module));
     }
 
     /// Records the names `items` declare in `module`; `dir` is where its
@@ -188,7 +194,11 @@ impl Builder<'_> {
                         let target = crate::resolve::written(&target.path);
                         self.name(module, &item.ident, Name::Alias(target));
                     }
-                    _ => self.name(module, &item.ident, Name::Item(here.child(&item.ident.to_string()))),
+                    _ => self.name(
+                        module,
+                        &item.ident,
+                        Name::Item(here.child(&item.ident.to_string())),
+                    ),
                 },
                 Item::Enum(item) => self.item(module, &here, &item.ident),
                 Item::Union(item) => self.item(module, &here, &item.ident),
@@ -267,7 +277,10 @@ impl Builder<'_> {
             .items
             .iter()
             .filter_map(|i| match i {
-                ImplItem::Fn(f) => Some((f.sig.ident.to_string(), self.fn_info(file, &f.attrs, &f.sig))),
+                ImplItem::Fn(f) => Some((
+                    f.sig.ident.to_string(),
+                    self.fn_info(file, &f.attrs, &f.sig),
+                )),
                 _ => None,
             })
             .collect();
@@ -415,12 +428,7 @@ fn summarize_all(
                     .child(&name)
                 }
             };
-            if self
-                .model
-                .fns
-                .get(&path)
-                .is_some_and(|f| !f.returns_future)
-            {
+            if self.model.fns.get(&path).is_some_and(|f| !f.returns_future) {
                 let raw = crate::visit::summarize(block, sig, self.model, &self.place, self.config);
                 self.out.entry(path).or_insert(raw);
             }
@@ -505,7 +513,10 @@ pub(crate) fn held_by(resolved: &Resolved) -> Option<Held> {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     let held = match path.as_slice() {
         ["std", "sync", "Mutex" | "RwLock"] => Held::StdLock,
-        ["parking_lot", "Mutex" | "RwLock" | "ReentrantMutex" | "FairMutex"] => Held::ParkingLotLock,
+        [
+            "parking_lot",
+            "Mutex" | "RwLock" | "ReentrantMutex" | "FairMutex",
+        ] => Held::ParkingLotLock,
         ["tokio", "sync", "Mutex" | "RwLock"]
         | ["futures" | "futures_util", "lock", "Mutex"]
         | ["async_std", "sync", "Mutex" | "RwLock"] => Held::AsyncLock,

@@ -152,7 +152,12 @@ fn build_outside_the_compiler(roots: &[Root], config: &Config) -> (Model, Vec<St
     let base = std::env::var_os("CARGO_MANIFEST_DIR")
         .and_then(|dir| std::fs::canonicalize(dir).ok())
         .filter(|dir| roots.iter().all(|r| r.file.starts_with(dir)))
-        .or_else(|| roots.last().and_then(|r| r.file.parent()).map(Path::to_owned))
+        .or_else(|| {
+            roots
+                .last()
+                .and_then(|r| r.file.parent())
+                .map(Path::to_owned)
+        })
         .unwrap_or_default();
     let (model, sources) = Model::build(roots, &base, config, &mut open);
     drop(sources);

@@ -103,7 +103,12 @@ impl Package {
                 });
             }
         };
-        for target in [&manifest.bin, &manifest.example, &manifest.test, &manifest.bench] {
+        for target in [
+            &manifest.bin,
+            &manifest.example,
+            &manifest.test,
+            &manifest.bench,
+        ] {
             for declared in target.iter().filter_map(|t| t.path.as_ref()) {
                 add(dir.join(declared));
             }
@@ -160,7 +165,10 @@ pub(crate) fn module_file_candidates(
         };
         return vec![base.join(path)];
     }
-    vec![dir.join(format!("{name}.rs")), dir.join(name).join("mod.rs")]
+    vec![
+        dir.join(format!("{name}.rs")),
+        dir.join(name).join("mod.rs"),
+    ]
 }
 
 /// Where the `mod x;` files of a module file are: beside a `mod.rs` or a

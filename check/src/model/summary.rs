@@ -63,7 +63,10 @@ impl Chain {
             ));
         }
         let last = self.hops.last().expect("a chain has a hop");
-        text.push_str(&format!(" runs {} ({}:{})", self.leaf, last.file, last.line));
+        text.push_str(&format!(
+            " runs {} ({}:{})",
+            self.leaf, last.file, last.line
+        ));
         text
     }
 }
@@ -98,12 +101,18 @@ const KINDS: [Kind; 2] = [Kind::Blocking, Kind::CpuHeavy];
 /// shortest way through the helpers it calls. Each round lengthens chains by
 /// one call and reads only the previous round, so the chains found are
 /// shortest and do not depend on the order fns are visited.
-pub(crate) fn fixed_point(model: &Model, raw: HashMap<ItemPath, Raw>) -> HashMap<ItemPath, Summary> {
+pub(crate) fn fixed_point(
+    model: &Model,
+    raw: HashMap<ItemPath, Raw>,
+) -> HashMap<ItemPath, Summary> {
     let mut order: Vec<&ItemPath> = raw.keys().collect();
     order.sort();
     let hop = |path: &ItemPath, line: usize| Hop {
         function: path.short(),
-        file: model.fns.get(path).map_or_else(String::new, |f| f.file.clone()),
+        file: model
+            .fns
+            .get(path)
+            .map_or_else(String::new, |f| f.file.clone()),
         line,
     };
     let mut summaries: HashMap<ItemPath, Summary> = HashMap::new();
