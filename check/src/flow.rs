@@ -15,6 +15,9 @@ use crate::rules::{self, FUTURE_CONSUMERS, OFFLOADERS, OFFLOADING_METHODS};
 pub(crate) struct Flows {
     pub(crate) awaited: HashSet<String>,
     pub(crate) offloaded: HashSet<String>,
+    /// Names used inside the closures handed to an offloader: a fn whose
+    /// closure argument is called there offloads that argument.
+    pub(crate) used_offloaded: HashSet<String>,
 }
 
 /// A local name, possibly borrowed or pinned on the way: `f`, `&mut f`,
@@ -66,6 +69,21 @@ pub(crate) fn flows(block: &syn::Block, offload: &[String]) -> Flows {
         offload: &'o [String],
     }
     impl Reader<'_> {
+        /// An argument of an offloader: a name bound to a closure, or a
+        /// closure whose body uses names.
+        fn offloaded_argument(&mut self, arg: &Expr) {
+            if let Some(name) = local_name(arg) {
+                self.flows.offloaded.insert(name);
+            } else if let Expr::Closure(closure) = arg {
+                struct Names<'f>(&'f mut HashSet<String>);
+                impl<'ast> Visit<'ast> for Names<'_> {
+                    fn visit_ident(&mut self, ident: &'ast syn::Ident) {
+                        self.0.insert(ident.to_string());
+                    }
+                }
+                Names(&mut self.flows.used_offloaded).visit_expr(&closure.body);
+            }
+        }
         fn awaited(&mut self, expr: &Expr) {
             if let Some(name) = local_name(expr) {
                 self.flows.awaited.insert(name);
@@ -116,9 +134,7 @@ pub(crate) fn flows(block: &syn::Block, offload: &[String]) -> Flows {
             };
             if is_offloader(&written, self.offload) {
                 for arg in &call.args {
-                    if let Some(name) = local_name(arg) {
-                        self.flows.offloaded.insert(name);
-                    }
+                    self.offloaded_argument(arg);
                 }
             } else if last_segment(&call.func)
                 .is_some_and(|name| FUTURE_CONSUMERS.contains(&name.as_str()))
@@ -132,13 +148,13 @@ pub(crate) fn flows(block: &syn::Block, offload: &[String]) -> Flows {
         fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
             let name = call.method.to_string();
             for arg in &call.args {
-                if let Some(local) = local_name(arg) {
-                    if is_offloading_method(&name, self.offload) {
-                        self.flows.offloaded.insert(local.clone());
-                    }
-                    if FUTURE_CONSUMERS.contains(&name.as_str()) {
-                        self.flows.awaited.insert(local);
-                    }
+                if is_offloading_method(&name, self.offload) {
+                    self.offloaded_argument(arg);
+                }
+                if FUTURE_CONSUMERS.contains(&name.as_str())
+                    && let Some(local) = local_name(arg)
+                {
+                    self.flows.awaited.insert(local);
                 }
             }
             visit::visit_expr_method_call(self, call);

@@ -181,6 +181,40 @@ pub const BUILTIN: &[Rule] = &[
         fix: fix!("use `fs_err::tokio::{name}(..).await` (or `tokio::fs`)"),
     },
     Rule {
+        id: "file-open",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["actix_files", "NamedFile", "open"],
+            min: 2,
+        },
+        call: "`actix_files::NamedFile::open` (a std file open and stat)",
+        fix: fix!("use `NamedFile::open_async(..).await`"),
+    },
+    Rule {
+        id: "std-fs",
+        kind: Kind::Blocking,
+        matcher: Matcher::PathPrefix(&["tempfile"]),
+        call: "`{path}` (it creates a file or folder synchronously)",
+        fix: fix!("create it inside `lanes::run_blocking(move || ..).await`"),
+    },
+    Rule {
+        id: "std-fs",
+        kind: Kind::Blocking,
+        matcher: Matcher::PathPrefix(&["fs_extra"]),
+        call: "`{path}` (synchronous file-system work)",
+        fix: fix!("run it inside `lanes::run_blocking(move || ..).await`"),
+    },
+    Rule {
+        id: "std-fs",
+        kind: Kind::Blocking,
+        matcher: Matcher::Path {
+            path: &["glob", "glob"],
+            min: 2,
+        },
+        call: "`glob::glob` (it reads folders synchronously)",
+        fix: fix!("run it inside `lanes::run_blocking(move || ..).await`"),
+    },
+    Rule {
         id: "std-io",
         kind: Kind::Blocking,
         matcher: Matcher::OriginMethod {
@@ -519,6 +553,20 @@ pub const BUILTIN: &[Rule] = &[
         id: "pbkdf2",
         kind: Kind::CpuHeavy,
         matcher: Matcher::PathPrefix(&["pbkdf2"]),
+        call: "`{path}`",
+        fix: CPU_FIX,
+    },
+    Rule {
+        id: "pbkdf2",
+        kind: Kind::CpuHeavy,
+        matcher: Matcher::PathPrefix(&["ring", "pbkdf2"]),
+        call: "`{path}`",
+        fix: CPU_FIX,
+    },
+    Rule {
+        id: "argon2",
+        kind: Kind::CpuHeavy,
+        matcher: Matcher::PathPrefix(&["argon2_creds"]),
         call: "`{path}`",
         fix: CPU_FIX,
     },

@@ -922,4 +922,64 @@ async fn handler(p: String) {
                 .ends_with(" [lanes::thread-sleep]")
         );
     }
+
+    #[test]
+    fn the_crate_s_own_offloaders_are_learned_from_their_bodies() {
+        let lib = r#"
+pub struct Db;
+impl Db {
+    pub async fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce(&mut Conn) -> R + Send,
+    {
+        let mut conn = Conn;
+        tokio::task::block_in_place(move || f(&mut conn))
+    }
+    pub async fn apply(&self, f: impl FnOnce() -> u8) -> u8 {
+        f()
+    }
+}
+pub async fn in_pool<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(job).await.unwrap()
+}
+macro_rules! db_run {
+    ($conn:ident: $body:block) => { $conn.run(move |$conn| $body).await };
+}
+pub struct Conn;
+
+async fn handler(db: Db) {
+    db.run(|conn| std::fs::read("a")).await;
+    in_pool(|| std::fs::read("b")).await;
+    db_run!(db: { std::fs::read("c") });
+    db.apply(|| { std::fs::read("d"); 1 }).await;
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [at("src/lib.rs", 27, "std-fs")]
+        );
+    }
+
+    #[test]
+    fn an_import_named_like_its_crate_is_the_crate_s_item() {
+        let lib = r#"
+use glob::glob;
+use tempfile::tempfile;
+use fs_extra::dir::{copy, CopyOptions};
+async fn serve(p: String) {
+    let found = glob(&p);
+    let file = tempfile();
+    let options = CopyOptions::default();
+    copy(&p, "b", &options);
+}
+"#;
+        assert_eq!(
+            hotspots(&[("src/lib.rs", lib)]),
+            [
+                at("src/lib.rs", 6, "std-fs"),
+                at("src/lib.rs", 7, "std-fs"),
+                at("src/lib.rs", 9, "std-fs")
+            ]
+        );
+    }
 }

@@ -199,6 +199,7 @@ fn constructed(resolved: &Resolved) -> Option<Origin> {
         (&["std", "fs", "OpenOptions", "new"], Origin::OpenOptions),
         (&["std", "io", "stdin"], Origin::Stdin),
         (&["tar", "Archive", "new"], Origin::TarArchive),
+        (&["tempfile", "tempfile"], Origin::File),
         (&["redis", "Client", "open"], Origin::RedisClient),
     ];
     CONSTRUCTORS.iter().find_map(|(pattern, origin)| {
@@ -497,7 +498,12 @@ impl<'a> Walker<'a> {
         }
         let name = segments.last().cloned().unwrap_or_default();
         for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
-            if let Some(canonical_call) = path_rule_match(&rule.matcher, resolved) {
+            if rule.id == "archive" && reads_from_memory(call) {
+                continue;
+            }
+            if let Some(canonical_call) = path_rule_match(&rule.matcher, resolved)
+                && !builds_options(segments)
+            {
                 self.report_rule(rule, &name, &canonical_call, start, end);
                 return;
             }
@@ -590,6 +596,9 @@ impl<'a> Walker<'a> {
         let origin = self.origin_of(&call.receiver);
         for rule in BUILTIN.iter().filter(|r| self.applies(r.kind)) {
             let hit = match rule.matcher {
+                // A `Metadata` or `FileType` fetched already answers
+                // `.is_dir()` from memory.
+                _ if rule.kind == Kind::PathStat && is_fetched_metadata(&call.receiver) => false,
                 Matcher::Method { name: wanted, args } => {
                     wanted == name && args.is_none_or(|n| n == call.args.len())
                 }
@@ -599,6 +608,7 @@ impl<'a> Walker<'a> {
                 Matcher::DieselQuery(names) => {
                     names.contains(&name.as_str())
                         && call.args.len() == 1
+                        && is_connection_argument(&call.args[0])
                         && self.uses_sync_diesel()
                 }
                 _ => false,
@@ -638,6 +648,7 @@ impl<'a> Walker<'a> {
             Expr::Call(call) => {
                 let written = written_path(&call.func)?;
                 constructed(&self.resolve(&written))
+                    .filter(|origin| !(*origin == Origin::TarArchive && reads_from_memory(call)))
             }
             Expr::MethodCall(m) => {
                 let inner = self.origin_of(&m.receiver)?;
@@ -833,6 +844,12 @@ impl<'a> Walker<'a> {
         if let (Some(written), Some(resolved), true) = (&written, &resolved, judged) {
             self.check_call(call, written, resolved);
         }
+        let crate_offloads = match (&resolved, self.model) {
+            (Some(Resolved::Local(path)), Some((model, _))) => {
+                model.fn_info(path).map(|f| f.offloads.clone())
+            }
+            _ => None,
+        };
         let offloaded = resolved
             .as_ref()
             .is_some_and(|r| flow::is_offloader(r.segments(), &self.config.offload));
@@ -841,7 +858,8 @@ impl<'a> Walker<'a> {
             .and_then(|w| w.last())
             .is_some_and(|name| FUTURE_CONSUMERS.contains(&name.as_str()));
         self.visit_expr(&call.func);
-        for arg in &call.args {
+        for (i, arg) in call.args.iter().enumerate() {
+            let offloaded = offloaded || crate_offloads.as_ref().is_some_and(|o| o.contains(&i));
             if offloaded && self.skip_offloaded(arg) {
                 continue;
             }
@@ -862,6 +880,11 @@ impl<'a> Walker<'a> {
             self.check_method(call);
         }
         let name = call.method.to_string();
+        let crate_offloads = self
+            .model
+            .and_then(|(model, _)| model.offloading_method(&name, call.args.len()))
+            .map(<[usize]>::to_vec)
+            .unwrap_or_default();
         let offloading = flow::is_offloading_method(&name, &self.config.offload);
         let consumes = FUTURE_CONSUMERS.contains(&name.as_str());
         if awaited && FUTURE_ADAPTERS.contains(&name.as_str()) {
@@ -869,8 +892,8 @@ impl<'a> Walker<'a> {
         } else {
             self.visit_expr(&call.receiver);
         }
-        for arg in &call.args {
-            if offloading && self.skip_offloaded(arg) {
+        for (i, arg) in call.args.iter().enumerate() {
+            if (offloading || crate_offloads.contains(&i)) && self.skip_offloaded(arg) {
                 continue;
             }
             if consumes && !offloading {
@@ -1091,6 +1114,11 @@ impl<'a> Walker<'a> {
     /// fields) piece by piece, between its separators.
     fn visit_macro_body(&mut self, mac: &syn::Macro) {
         let name = mac.path.segments.last().map(|s| s.ident.to_string());
+        if let (Some(name), Some((model, _))) = (&name, self.model)
+            && model.is_offloading_macro(name)
+        {
+            return;
+        }
         let name = name.as_deref();
         let select = matches!(name, Some("select" | "select_biased"));
         if !select
@@ -1220,6 +1248,58 @@ fn unwrapped(expr: &Expr) -> &Expr {
         }
         other => other,
     }
+}
+
+/// diesel's `.load(conn)` takes the connection: `&mut conn`, `conn`
+/// (not `Ordering::Relaxed`, as `AtomicBool::load` does).
+fn is_connection_argument(arg: &Expr) -> bool {
+    match peel(arg) {
+        Expr::Reference(_) => true,
+        Expr::Path(p) => p.path.get_ident().is_some(),
+        _ => false,
+    }
+}
+
+/// A `Metadata` or `FileType` fetched already: `meta.is_dir()`,
+/// `entry.file_type()?.is_file()`, `fs::metadata(p).await?.is_file()`.
+fn is_fetched_metadata(receiver: &Expr) -> bool {
+    match peel(receiver) {
+        Expr::Path(p) => p.path.get_ident().is_some_and(|i| {
+            let name = i.to_string();
+            name.contains("meta") || name.contains("type")
+        }),
+        Expr::Try(t) => is_fetched_metadata(&t.expr),
+        Expr::Await(_) => true,
+        Expr::MethodCall(m) => match m.method.to_string().as_str() {
+            "file_type" | "metadata" => true,
+            "unwrap" | "expect" => is_fetched_metadata(&m.receiver),
+            _ => false,
+        },
+        Expr::Field(f) => {
+            matches!(&f.member, syn::Member::Named(n) if n.to_string().contains("meta"))
+        }
+        _ => false,
+    }
+}
+
+/// `CopyOptions::default()`, `tempfile::Builder::new()`: a crate's options
+/// are built in memory.
+fn builds_options(path: &[String]) -> bool {
+    match path {
+        [.., ty, last] => {
+            (ty.ends_with("Options") || ty == "Builder") && (last == "new" || last == "default")
+        }
+        _ => false,
+    }
+}
+
+/// `Archive::new(Cursor::new(..))`: an archive read from memory does no I/O.
+fn reads_from_memory(call: &ExprCall) -> bool {
+    call.args.first().is_some_and(|arg| match peel(arg) {
+        Expr::Call(inner) => written_path(&inner.func)
+            .is_some_and(|p| p.len() >= 2 && p[p.len() - 2] == "Cursor" && p[p.len() - 1] == "new"),
+        _ => false,
+    })
 }
 
 /// `user`, `self.user`: a receiver simple enough to name in a message.

@@ -55,10 +55,14 @@ struct PendingType {
 struct Builder<'o> {
     model: Model,
     base: PathBuf,
+    /// `lanes.toml`'s offloaders, to learn the crate's own.
+    offload: Vec<String>,
     open: &'o mut dyn FnMut(&Path) -> Option<syn::File>,
     sources: Vec<(SourceFile, ModuleId)>,
     impls: Vec<PendingImpl>,
     types: Vec<PendingType>,
+    /// Each `macro_rules!` and the names it calls, `name(..)` or `.name(..)`.
+    macros: Vec<(String, Vec<String>)>,
 }
 
 impl Model {
@@ -74,15 +78,18 @@ impl Model {
         let mut builder = Builder {
             model: Model::default(),
             base: base.to_owned(),
+            offload: config.offload.clone(),
             open,
             sources: Vec::new(),
             impls: Vec::new(),
             types: Vec::new(),
+            macros: Vec::new(),
         };
         for root in roots {
             builder.add_crate(root);
         }
         builder.resolve_pending();
+        builder.find_offloading_macros();
         let Builder {
             mut model, sources, ..
         } = builder;
@@ -161,7 +168,7 @@ impl Builder<'_> {
                 }
                 Item::Fn(item) => {
                     let path = here.child(&item.sig.ident.to_string());
-                    let info = self.fn_info(file, &item.attrs, &item.sig);
+                    let info = self.fn_info(file, &item.attrs, &item.sig, &item.block);
                     self.model.fns.insert(path.clone(), info);
                     self.name(module, &item.sig.ident, Name::Item(path));
                 }
@@ -205,6 +212,12 @@ impl Builder<'_> {
                 Item::Trait(item) => self.item(module, &here, &item.ident),
                 Item::Const(item) => self.item(module, &here, &item.ident),
                 Item::Mod(item) => self.add_mod(module, item, file, dir, top_level, regions),
+                Item::Macro(item) if item.mac.path.is_ident("macro_rules") => {
+                    if let Some(name) = &item.ident {
+                        self.macros
+                            .push((name.to_string(), called_names(item.mac.tokens.clone())));
+                    }
+                }
                 Item::Impl(item) => self.add_impl(module, item, file),
                 _ => {}
             }
@@ -279,7 +292,7 @@ impl Builder<'_> {
             .filter_map(|i| match i {
                 ImplItem::Fn(f) => Some((
                     f.sig.ident.to_string(),
-                    self.fn_info(file, &f.attrs, &f.sig),
+                    self.fn_info(file, &f.attrs, &f.sig, &f.block),
                 )),
                 _ => None,
             })
@@ -295,7 +308,13 @@ impl Builder<'_> {
         });
     }
 
-    fn fn_info(&self, file: &Path, attrs: &[Attribute], sig: &Signature) -> FnInfo {
+    fn fn_info(
+        &self,
+        file: &Path,
+        attrs: &[Attribute],
+        sig: &Signature,
+        body: &syn::Block,
+    ) -> FnInfo {
         let takes_self = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
         FnInfo {
             file: display_path(&self.base, file),
@@ -303,6 +322,7 @@ impl Builder<'_> {
                 || has_lane_attribute(attrs)
                 || returns_a_future(&sig.output),
             arity: sig.inputs.len() - usize::from(takes_self),
+            offloads: offloaded_closures(sig, body, &self.offload),
         }
     }
 
@@ -344,6 +364,31 @@ impl Builder<'_> {
             .names
             .entry(name)
             .or_insert(Name::Use(target));
+    }
+
+    /// A macro that calls an offloader (`spawn_blocking(..)`) or one of
+    /// the crate's offloading fns (`$conn.run(..)`) runs its input there.
+    fn find_offloading_macros(&mut self) {
+        let crate_offloaders: Vec<&str> = self
+            .model
+            .fns
+            .iter()
+            .filter(|(_, info)| !info.offloads.is_empty())
+            .map(|(path, _)| path.name())
+            .collect();
+        let offloading: Vec<String> = self
+            .macros
+            .iter()
+            .filter(|(_, called)| {
+                called.iter().any(|name| {
+                    crate::flow::is_offloader(std::slice::from_ref(name), &self.offload)
+                        || crate::flow::is_offloading_method(name, &self.offload)
+                        || crate_offloaders.contains(&name.as_str())
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.model.offloading_macros.extend(offloading);
     }
 
     /// Impls and types, now that every module's names are known.
@@ -494,6 +539,100 @@ fn summarize_all(
         fns.visit_file(&file.ast);
     }
     fns.out
+}
+
+/// The positions (besides `self`) of the closure arguments `body` hands to
+/// an offloader, directly or called inside an offloaded closure.
+fn offloaded_closures(sig: &Signature, body: &syn::Block, offload: &[String]) -> Vec<usize> {
+    let flows = crate::flow::flows(body, offload);
+    sig.inputs
+        .iter()
+        .filter(|input| matches!(input, FnArg::Typed(_)))
+        .enumerate()
+        .filter_map(|(i, input)| {
+            let FnArg::Typed(typed) = input else {
+                return None;
+            };
+            let syn::Pat::Ident(name) = &*typed.pat else {
+                return None;
+            };
+            let name = name.ident.to_string();
+            let offloaded = flows.offloaded.contains(&name) || flows.used_offloaded.contains(&name);
+            (offloaded && is_a_closure_type(sig, &typed.ty)).then_some(i)
+        })
+        .collect()
+}
+
+/// `impl FnOnce(..)`, `Box<dyn Fn(..)>`, or a type parameter bounded by a
+/// `Fn` trait.
+fn is_a_closure_type(sig: &Signature, ty: &syn::Type) -> bool {
+    fn names_fn_trait(
+        bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>,
+    ) -> bool {
+        bounds.iter().any(|b| match b {
+            syn::TypeParamBound::Trait(t) => t
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "Fn" || s.ident == "FnOnce" || s.ident == "FnMut"),
+            _ => false,
+        })
+    }
+    struct Closures<'s> {
+        sig: &'s Signature,
+        found: bool,
+    }
+    impl<'ast> Visit<'ast> for Closures<'_> {
+        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+            self.found |= names_fn_trait(&t.bounds);
+        }
+        fn visit_type_trait_object(&mut self, t: &'ast syn::TypeTraitObject) {
+            self.found |= names_fn_trait(&t.bounds);
+        }
+        fn visit_type_path(&mut self, t: &'ast syn::TypePath) {
+            if let Some(ident) = t.path.get_ident() {
+                let generics = &self.sig.generics;
+                let in_params = generics
+                    .type_params()
+                    .any(|p| p.ident == *ident && names_fn_trait(&p.bounds));
+                let in_where = generics.where_clause.as_ref().is_some_and(|w| {
+                    w.predicates.iter().any(|p| match p {
+                        syn::WherePredicate::Type(pt) => {
+                            matches!(&pt.bounded_ty, syn::Type::Path(b) if b.path.is_ident(ident))
+                                && names_fn_trait(&pt.bounds)
+                        }
+                        _ => false,
+                    })
+                });
+                self.found |= in_params || in_where;
+            }
+            syn::visit::visit_type_path(self, t);
+        }
+    }
+    let mut closures = Closures { sig, found: false };
+    closures.visit_type(ty);
+    closures.found
+}
+
+/// The names a macro's tokens call: an identifier right before a
+/// parenthesised group.
+fn called_names(tokens: proc_macro2::TokenStream) -> Vec<String> {
+    let mut names = Vec::new();
+    let trees: Vec<proc_macro2::TokenTree> = tokens.into_iter().collect();
+    for (i, tree) in trees.iter().enumerate() {
+        match tree {
+            proc_macro2::TokenTree::Ident(ident) => {
+                if let Some(proc_macro2::TokenTree::Group(g)) = trees.get(i + 1)
+                    && g.delimiter() == proc_macro2::Delimiter::Parenthesis
+                {
+                    names.push(ident.to_string());
+                }
+            }
+            proc_macro2::TokenTree::Group(group) => names.extend(called_names(group.stream())),
+            _ => {}
+        }
+    }
+    names
 }
 
 /// What a value of a type made of `paths` holds, by the first path in it

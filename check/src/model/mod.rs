@@ -104,6 +104,10 @@ pub(crate) struct FnInfo {
     pub(crate) returns_future: bool,
     /// Arguments besides `self`.
     pub(crate) arity: usize,
+    /// The arguments (by position, besides `self`) that are closures the
+    /// fn hands to an offloader: `run(&self, f: F)` that calls
+    /// `block_in_place(move || f(conn))` offloads its closure.
+    pub(crate) offloads: Vec<usize>,
 }
 
 /// Where a body sits in the model: its module and, inside an `impl`, the
@@ -137,6 +141,8 @@ pub struct Model {
     fns: HashMap<ItemPath, FnInfo>,
     /// Inherent methods by name, for calls on a receiver of unknown type.
     methods: HashMap<String, Vec<ItemPath>>,
+    /// The crate's `macro_rules!` that hand their input to an offloader.
+    offloading_macros: std::collections::HashSet<String>,
     /// Fields of the crate's structs, for `self.field.lock()`.
     fields: HashMap<ItemPath, HashMap<String, Held>>,
     statics: HashMap<ItemPath, Held>,
@@ -279,6 +285,22 @@ impl Model {
         false
     }
 
+    /// The arguments a crate method named `name` with `args` arguments
+    /// offloads, whatever its receiver: learned from the crate's own
+    /// offloading methods (a database handle's `.run(|conn| ..)`).
+    pub(crate) fn offloading_method(&self, name: &str, args: usize) -> Option<&[usize]> {
+        self.methods.get(name)?.iter().find_map(|path| {
+            let info = self.fns.get(path)?;
+            (info.arity == args && !info.offloads.is_empty()).then_some(info.offloads.as_slice())
+        })
+    }
+
+    /// A `macro_rules!` of the crate named `name` hands its input to an
+    /// offloader, so its body is not inline code.
+    pub(crate) fn is_offloading_macro(&self, name: &str) -> bool {
+        self.offloading_macros.contains(name)
+    }
+
     pub(crate) fn field(&self, owner: &ItemPath, field: &str) -> Option<Held> {
         self.fields.get(owner)?.get(field).copied()
     }
@@ -351,6 +373,18 @@ impl Model {
                 let mut path = path.clone();
                 path.segments.extend(rest.iter().cloned());
                 Some(Resolved::Local(path))
+            }
+            // `use glob::glob;`: the path's `glob` is the crate, not the
+            // name this `use` defines; `glob::Pattern` is the crate's too.
+            Name::Use(target) if target.len() > 1 && target[0] == name => {
+                let full = if rest.is_empty() {
+                    target.clone()
+                } else {
+                    std::iter::once(name.to_owned())
+                        .chain(rest.iter().cloned())
+                        .collect()
+                };
+                Some(Resolved::External(full))
             }
             Name::Use(target) | Name::Alias(target) => {
                 let mut full = target.clone();
