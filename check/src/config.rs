@@ -1,6 +1,12 @@
 //! `lanes.toml`: project rules read by the macros and by `cargo lanes audit`.
 //!
 //! ```toml
+//! # Built-in rules (by id) or calls (by path, `.method` for methods) never flagged.
+//! allow = ["std::fs::metadata", "thread-join"]
+//!
+//! # The project's own offloaders: their closure arguments are not checked.
+//! offload = ["crate::pool::run_sync", ".in_worker"]
+//!
 //! # Calls that block, beyond the built-in table.
 //! [[blocking]]
 //! path = "legacy_db::Client::query"  # matches `Client::query(..)` and any longer path ending so
@@ -9,12 +15,6 @@
 //!
 //! [[blocking]]
 //! method = "fetch_sync"              # matches any `.fetch_sync(..)` call
-//!
-//! # Built-in rules (by id) or calls (by path, `.method` for methods) never flagged.
-//! allow = ["std::fs::metadata", "thread-join"]
-//!
-//! # The project's own offloaders: their closure arguments are not checked.
-//! offload = ["crate::pool::run_sync", ".in_worker"]
 //! ```
 
 use std::collections::HashMap;
@@ -146,6 +146,22 @@ mod tests {
             err.to_string(),
             "invalid lanes.toml: each [[blocking]] entry needs exactly one of `path` or `method`"
         );
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| *l != "//! ```toml")
+            .skip(1)
+            .take_while(|l| *l != "//! ```")
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = Config::parse(&example, Path::new("lanes.toml")).unwrap();
+        assert_eq!(config.offload, ["crate::pool::run_sync", ".in_worker"]);
+        assert_eq!(config.blocking.len(), 2);
     }
 
     #[test]

@@ -81,7 +81,10 @@ impl Finding {
     pub fn message_with_rule(&self) -> String {
         match self.rule.as_str() {
             "await-in-sync-lane" | "allow-without-reason" => self.message.clone(),
-            rule => format!("{} [lanes::{rule}]", self.message),
+            rule if crate::BUILTIN.iter().any(|r| r.id == rule) => {
+                format!("{} [lanes::{rule}]", self.message)
+            }
+            rule => format!("{} [lanes.toml: {rule}]", self.message),
         }
     }
 

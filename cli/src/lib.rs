@@ -298,6 +298,8 @@ pub fn audit(root: &Path, options: &Options) -> Result<Report, Error> {
 struct Found {
     file: String,
     function: String,
+    /// The fn as the crate model names it, to match the routes that name it.
+    key: Option<String>,
     piece: Piece,
     hotspots: Vec<Hotspot>,
 }
@@ -305,10 +307,19 @@ struct Found {
 impl Found {
     /// The report's entry, given what every file names this fn to be.
     fn resolve(self, by_name: &HashMap<&str, Vec<&NamedRole>>) -> Flagged {
-        let named = by_name
+        // A route names this fn when its path resolves to it; one the model
+        // could not resolve is matched by the fn's name alone.
+        let named: Vec<&NamedRole> = by_name
             .get(short_name(&self.function))
-            .map_or(&[][..], Vec::as_slice);
-        let (context, roles) = self.piece.place.resolve(named);
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|role| match (&role.target, &self.key) {
+                (Some(target), Some(key)) => target == key,
+                _ => true,
+            })
+            .collect();
+        let (context, roles) = self.piece.place.resolve(&named);
         Flagged {
             file: self.file,
             function: self.function,
@@ -397,7 +408,10 @@ fn audit_files(
 
 /// Lists what blocks in one parsed file of the model.
 fn examine(source: &SourceFile, config: &Config, model: &Model, in_test_folder: bool) -> Examined {
-    let roles = routes::of_file(&source.ast);
+    let mut roles = routes::of_file(&source.ast);
+    for role in &mut roles.named {
+        role.target = model.item_named(&source.path, role.line, &role.fn_path);
+    }
     let found = find::async_bodies(&source.ast, &roles.in_place, in_test_folder)
         .into_iter()
         .flat_map(|body| flag(source, body, config, model))
@@ -428,6 +442,7 @@ fn flag(source: &SourceFile, body: AsyncBody<'_>, config: &Config, model: &Model
             message: finding.message,
         });
     }
+    let key = model.fn_defined(&source.path, body.whole.line, short_name(&body.function));
     let pieces = std::iter::once(body.whole).chain(body.parts.into_iter().map(|part| part.piece));
     pieces
         .zip(hotspots)
@@ -435,6 +450,7 @@ fn flag(source: &SourceFile, body: AsyncBody<'_>, config: &Config, model: &Model
         .map(|(piece, hotspots)| Found {
             file: source.display.clone(),
             function: body.function.clone(),
+            key: key.clone(),
             piece,
             hotspots,
         })

@@ -53,10 +53,14 @@ impl Role {
 /// A fn named where it is routed, wrapped or spawned.
 #[derive(Debug)]
 pub(crate) struct NamedRole {
-    /// The fn's path as written there (`handlers::users::get`), so that it
-    /// can be resolved to the fn it names; matched by its last segment for
-    /// now.
+    /// The fn's path as written there (`handlers::users::get`), resolved
+    /// through the crate model to the fn it names.
     pub(crate) fn_path: String,
+    /// The line it is written on, where the model resolves it.
+    pub(crate) line: usize,
+    /// The fn it names, as [`lanes_check::Model::item_named`] gives it;
+    /// `None` until resolved, or when the model cannot tell.
+    pub(crate) target: Option<String>,
     pub(crate) naming: Naming,
 }
 
@@ -168,6 +172,10 @@ fn written_path(expr: &Expr) -> Option<String> {
     }
 }
 
+fn line_of(expr: &Expr) -> usize {
+    syn::spanned::Spanned::span(expr).start().line
+}
+
 fn last_segment(expr: &Expr) -> Option<String> {
     match peel(expr) {
         Expr::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
@@ -244,7 +252,7 @@ impl Routes {
     fn hand_over(&mut self, code: &Expr, role: Role) {
         let code = peel(code);
         if let Some(fn_path) = written_path(code) {
-            self.name(fn_path, Naming::Role(role));
+            self.name(fn_path, line_of(code), Naming::Role(role));
         } else if let Some(at) = in_place_start(code) {
             let roles = self.roles.in_place.entry(at).or_default();
             if !roles.contains(&role) {
@@ -253,8 +261,13 @@ impl Routes {
         }
     }
 
-    fn name(&mut self, fn_path: String, naming: Naming) {
-        self.roles.named.push(NamedRole { fn_path, naming });
+    fn name(&mut self, fn_path: String, line: usize, naming: Naming) {
+        self.roles.named.push(NamedRole {
+            fn_path,
+            line,
+            target: None,
+            naming,
+        });
     }
 
     /// A future handed to a spawn: an async block, or the call of an async
@@ -320,7 +333,7 @@ impl Routes {
             ("service", 1, _) => {
                 if let Some(fn_path) = written_path(&call.args[0]) {
                     let prefix = prefix.to_owned();
-                    self.name(fn_path, Naming::Mounted { prefix });
+                    self.name(fn_path, line_of(&call.args[0]), Naming::Mounted { prefix });
                 }
             }
             ("wrap_fn", 1, _) => self.hand_over(&call.args[0], Role::middleware()),
@@ -392,7 +405,11 @@ impl<'ast> Visit<'ast> for Routes {
                 context: Context::Handler,
                 label: None,
             };
-            self.name(fn_path, Naming::Role(role));
+            let line = handler
+                .segments
+                .first()
+                .map_or(0, |s| s.ident.span().start().line);
+            self.name(fn_path, line, Naming::Role(role));
         }
     }
 }

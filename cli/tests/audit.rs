@@ -147,7 +147,10 @@ impl Drop for Scratch {
 
 #[test]
 fn every_marked_hotspot_is_found_at_its_line_and_nothing_else() {
-    for name in ["hotspots", "service", "actix", "contexts"] {
+    for name in [
+        "hotspots", "service", "actix", "contexts", "imports", "futures", "offload", "helpers",
+        "guards", "routes",
+    ] {
         let root = fixture(name);
         let report = audit(&root);
         assert_eq!(reported(&report), marked(&root), "fixture {name}");
@@ -641,5 +644,22 @@ fn files_nested_too_deeply_are_skipped_and_the_audit_goes_on() {
          skipped src/parens.rs: nested too deeply to parse (depth 100002, limit 1000)\n\
          \n\
          1 blocking call in 1 async body across 1 file (4 files read, 3 skipped)\n"
+    );
+}
+
+#[test]
+fn a_route_labels_the_fn_its_path_resolves_to_not_every_fn_of_that_name() {
+    let report = audit(&fixture("routes"));
+    let labels: Vec<(&str, &[String])> = report
+        .flagged
+        .iter()
+        .map(|f| (f.file.as_str(), f.roles.as_slice()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("src/admin.rs", &[][..]),
+            ("src/users.rs", &["handler for GET /users".to_owned()][..]),
+        ]
     );
 }

@@ -235,6 +235,36 @@ impl Model {
         ))
     }
 
+    /// A name for the crate's item that `written` (`handlers::users::get`)
+    /// names at `line` of `file`, the same wherever it is written from, to
+    /// match a route's handler with its fn. `None` for another crate's item.
+    pub fn item_named(&self, file: &Path, line: usize, written: &str) -> Option<String> {
+        let place = self.place_at(file, line)?;
+        let segments: Vec<String> = written.split("::").map(str::to_owned).collect();
+        match self.resolve(&place, &segments) {
+            Resolved::Local(path) => Some(format!("{}:{}", path.krate, path.display())),
+            _ => None,
+        }
+    }
+
+    /// The name [`Model::item_named`] gives the fn `name` defined at
+    /// `line` of `file` (a method of the impl there, or a fn of the module).
+    pub fn fn_defined(&self, file: &Path, line: usize, name: &str) -> Option<String> {
+        let place = self.place_at(file, line)?;
+        let path = match place.self_type {
+            Some(owner) => owner.child(name),
+            None => {
+                let m = &self.modules[place.module];
+                ItemPath {
+                    krate: m.krate,
+                    segments: m.path.clone(),
+                }
+                .child(name)
+            }
+        };
+        Some(format!("{}:{}", path.krate, path.display()))
+    }
+
     /// The files of the model.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
         self.files.keys().map(PathBuf::as_path)
