@@ -102,6 +102,18 @@ async fn past_capacity_requests_are_shed_with_503_and_the_service_recovers() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+    // The CPU lane answers its caller before it records the call, so the
+    // last calls' figures may land just after their answers.
+    let settled = tokio::time::timeout(Duration::from_secs(5), async {
+        while lanes::stats().handler("render").unwrap().in_flight > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "calls still in flight 5 s after their answers"
+    );
     let stats = lanes::stats();
     let handler = stats.handler("render").unwrap();
     assert_eq!(

@@ -18,7 +18,7 @@ mod visit;
 pub use config::{Config, ConfigError, CustomRule, DIR_ENV, FILE_NAME};
 pub use escape::{is_allow_attr, strip_allow_attrs};
 pub use finding::{Finding, Scope, Severity};
-pub use model::{LoadError, Model, Package, Place, Root, SourceFile, for_macro};
+pub use model::{LoadError, Model, Package, Place, Root, SourceFile, display_path, for_macro};
 pub use rules::{BUILTIN, Kind, Matcher, Origin, Rule};
 pub use visit::{awaits, check, scan};
 

@@ -982,4 +982,45 @@ async fn serve(p: String) {
             ]
         );
     }
+
+    #[test]
+    fn the_macros_model_follows_each_change_of_a_file_s_contents() {
+        let dir = std::env::temp_dir().join(format!("lanes-model-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lib = dir.join("lib.rs");
+        let helper = dir.join("helper.rs");
+        let handler = "mod helper;\nasync fn handler() { helper::load(); }\n";
+        std::fs::write(&lib, handler).unwrap();
+        let findings = |helper_text: &str| {
+            std::fs::write(&helper, helper_text).unwrap();
+            let (model, place) = crate::for_macro(&lib, 2, &Config::default()).expect("a model");
+            let item: syn::File = syn::parse_str(handler).unwrap();
+            let syn::Item::Fn(f) = &item.items[1] else {
+                panic!("the handler")
+            };
+            check(
+                &f.block,
+                Some(&f.sig),
+                Scope::IoBound,
+                &Config::default(),
+                Some((&model, &place)),
+            )
+            .len()
+        };
+        assert_eq!(
+            findings("pub fn load() { std::fs::read(\"a\").ok(); }\n"),
+            1
+        );
+        assert_eq!(findings("pub fn load() {}\n"), 0);
+        // The same length, other contents.
+        assert_eq!(
+            findings("pub fn load() { std::fs::read(\"a\").ok(); }\n"),
+            1
+        );
+        assert_eq!(
+            findings("pub fn load() { std::io::sink(\"a\").ok(); }\n"),
+            0
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

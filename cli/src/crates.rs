@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use lanes_check::{Config, Model, Package, Root, SourceFile};
+use lanes_check::{Config, Model, Package, Root, SourceFile, display_path};
 
-use crate::{Skipped, depth, display_path};
+use crate::{Skipped, depth};
 
 /// The files of one package (or, for `dir` without a `Cargo.toml`, of no
 /// package), with the package's roots.

@@ -476,15 +476,6 @@ fn rust_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn display_path(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// Cargo's folders of test code, at any depth below `root` (a workspace's
 /// members have their own).
 fn is_in_test_folder(root: &Path, path: &Path) -> bool {

@@ -450,13 +450,7 @@ fn attribute_routes(attr: &Attribute) -> Vec<Route> {
         if methods.is_empty() {
             vec![Route { method: None, path }]
         } else {
-            methods
-                .into_iter()
-                .map(|method| Route {
-                    method: Some(method.to_uppercase()),
-                    path: path.clone(),
-                })
-                .collect()
+            routes_for(methods, &path)
         }
     } else {
         Vec::new()
@@ -482,11 +476,16 @@ fn utoipa_routes(args: &[Vec<TokenTree>]) -> Vec<Route> {
         }
     }
     methods.retain(|m| METHODS.contains(&m.as_str()));
+    routes_for(methods, &path)
+}
+
+/// One route of `path` for each method.
+fn routes_for(methods: Vec<String>, path: &str) -> Vec<Route> {
     methods
         .into_iter()
         .map(|method| Route {
             method: Some(method.to_uppercase()),
-            path: path.clone(),
+            path: path.to_owned(),
         })
         .collect()
 }

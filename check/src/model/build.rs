@@ -735,8 +735,9 @@ fn path_attribute(attrs: &[Attribute]) -> Option<String> {
     })
 }
 
-/// `path` relative to `base`, with `/` separators.
-pub(crate) fn display_path(base: &Path, path: &Path) -> String {
+/// `path` relative to `base`, with `/` separators, as messages and reports
+/// name files.
+pub fn display_path(base: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(base).unwrap_or(path);
     relative
         .components()

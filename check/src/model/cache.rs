@@ -1,13 +1,14 @@
 //! The model for the macros: built at most once per compilation for the
 //! crate rustc is compiling, and built again only when a file's contents
 //! change, so that a long-lived proc-macro server (an editor's) never
-//! answers from stale files.
+//! answers from stale files. A file is read again only when its size or
+//! time changed, or when it was written too recently for its time to tell.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{Model, Package, Place, Root};
 use crate::config::Config;
@@ -17,29 +18,55 @@ struct Stamp {
     path: PathBuf,
     len: u64,
     modified: Option<SystemTime>,
+    /// The file's time was well before it was read: a later write within
+    /// the same tick of the file system's clock cannot hide behind it.
+    settled: bool,
     contents: u64,
 }
 
+/// A file's time older than this, when read, is trusted to change with its
+/// contents (as git trusts its index for files not "racily" new).
+const SETTLED: Duration = Duration::from_secs(2);
+
 impl Stamp {
-    /// The file is as it was: the same size and time, or, when those
-    /// changed, the same contents (a `touch`, a save without edits).
+    fn new(path: &Path, meta: &std::fs::Metadata, bytes: &[u8]) -> Stamp {
+        let modified = meta.modified().ok();
+        Stamp {
+            path: path.to_owned(),
+            len: meta.len(),
+            modified,
+            settled: is_settled(modified),
+            contents: hash(bytes),
+        }
+    }
+
+    /// The file is as it was: the same size and time for a settled file,
+    /// else the same contents (a `touch`, a save without edits, a write in
+    /// the same tick of the clock).
     fn still_holds(&mut self) -> bool {
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return false;
         };
         let modified = meta.modified().ok();
-        if meta.len() == self.len && modified == self.modified {
+        if self.settled && meta.len() == self.len && modified == self.modified {
             return true;
         }
         match std::fs::read(&self.path) {
             Ok(bytes) if hash(&bytes) == self.contents => {
                 self.len = meta.len();
                 self.modified = modified;
+                self.settled = is_settled(modified);
                 true
             }
             _ => false,
         }
     }
+}
+
+fn is_settled(modified: Option<SystemTime>) -> bool {
+    modified
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > SETTLED)
 }
 
 struct Cached {
@@ -139,14 +166,9 @@ fn build_outside_the_compiler(roots: &[Root], config: &Config) -> (Model, Vec<St
     let _unforce = Unforce;
     let mut stamps = Vec::new();
     let mut open = |path: &Path| {
-        let bytes = std::fs::read(path).ok()?;
         let meta = std::fs::metadata(path).ok()?;
-        stamps.push(Stamp {
-            path: path.to_owned(),
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            contents: hash(&bytes),
-        });
+        let bytes = std::fs::read(path).ok()?;
+        stamps.push(Stamp::new(path, &meta, &bytes));
         syn::parse_file(std::str::from_utf8(&bytes).ok()?).ok()
     };
     let base = std::env::var_os("CARGO_MANIFEST_DIR")

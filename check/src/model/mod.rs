@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::resolve::{KNOWN_CRATES, Resolved};
 use crate::rules::Kind;
 
-pub use build::SourceFile;
+pub use build::{SourceFile, display_path};
 pub(crate) use build::{classify, held_by, type_paths};
 pub use cache::for_macro;
 pub use load::{LoadError, Package, Root};
