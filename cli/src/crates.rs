@@ -65,16 +65,18 @@ pub(crate) fn build(
         skipped: Vec::new(),
     };
     let (model, sources) = Model::build(&group.roots, root, config, &mut |p| opener.open(p));
+    let reached: HashSet<&Path> = model.files().collect();
     let orphans: Vec<Root> = group
         .files
         .iter()
-        .filter(|f| !model.files().any(|seen| seen == f.as_path()))
+        .filter(|f| !reached.contains(f.as_path()))
         .filter(|f| !opener.failed(f))
         .map(|f| Root {
             file: f.clone(),
             library: None,
         })
         .collect();
+    drop(reached);
     if orphans.is_empty() {
         return (model, sources, opener.skipped);
     }
@@ -121,17 +123,36 @@ impl Opener<'_> {
     }
 }
 
-/// Reads, measures and parses one file; the reason it is skipped otherwise.
+/// Reads, lexes, measures and parses one file; the reason it is skipped
+/// otherwise.
 fn parse(path: &Path) -> Result<syn::File, String> {
     let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
-    if let Some(depth) = depth::nesting(&text).filter(|depth| *depth > depth::LIMIT) {
+    let at = |span: proc_macro2::Span| {
+        let start = span.start();
+        format!("{}:{}", start.line, start.column + 1)
+    };
+    let tokens: proc_macro2::TokenStream = without_shebang(&text)
+        .parse()
+        .map_err(|error: proc_macro2::LexError| format!("{}: {error}", at(error.span())))?;
+    let depth = depth::nesting_of(tokens.clone());
+    if depth > depth::LIMIT {
         return Err(format!(
             "nested too deeply to parse (depth {depth}, limit {})",
             depth::LIMIT
         ));
     }
-    syn::parse_file(&text).map_err(|error| {
-        let at = error.span().start();
-        format!("{}:{}: {error}", at.line, at.column + 1)
-    })
+    syn::parse2(tokens).map_err(|error| format!("{}: {error}", at(error.span())))
+}
+
+/// The text rustc lexes: without a byte-order mark or a `#!` line (which
+/// `#![attr]` is not), as `syn::parse_file` does it. The shebang's line is
+/// kept empty, so that line numbers stay the file's.
+fn without_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with("#!") && !text.starts_with("#![") {
+        let rest = text.find('\n').map_or("", |end| &text[end..]);
+        std::borrow::Cow::Owned(rest.to_owned())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }

@@ -21,8 +21,14 @@ const PREFIX_KEYWORDS: &[&str] = &[
 /// The deepest nesting in `text`: delimiters, plus what nests between them
 /// ([`Undelimited`]). `None` when the text does not lex; the parser then
 /// says why.
-pub(crate) fn nesting(text: &str) -> Option<usize> {
-    let tokens: TokenStream = text.parse().ok()?;
+#[cfg(test)]
+fn nesting(text: &str) -> Option<usize> {
+    Some(nesting_of(text.parse().ok()?))
+}
+
+/// The deepest nesting of a file's tokens, as [`nesting`] measures it from
+/// its text; the audit lexes each file once, for this and for the parser.
+pub(crate) fn nesting_of(tokens: TokenStream) -> usize {
     // One level per open group, walked with a stack of our own: a deep file
     // must not overflow this walk either.
     let mut open = vec![Level::new(tokens, 0)];
@@ -43,7 +49,7 @@ pub(crate) fn nesting(text: &str) -> Option<usize> {
         };
         deepest = deepest.max(depth);
     }
-    Some(deepest)
+    deepest
 }
 
 /// An open group: its remaining tokens and how deep its contents sit.

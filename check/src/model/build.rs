@@ -89,6 +89,7 @@ impl Model {
             builder.add_crate(root);
         }
         builder.resolve_pending();
+        builder.model.index_methods();
         builder.find_offloading_macros();
         let Builder {
             mut model, sources, ..
@@ -544,22 +545,30 @@ fn summarize_all(
 /// The positions (besides `self`) of the closure arguments `body` hands to
 /// an offloader, directly or called inside an offloaded closure.
 fn offloaded_closures(sig: &Signature, body: &syn::Block, offload: &[String]) -> Vec<usize> {
-    let flows = crate::flow::flows(body, offload);
-    sig.inputs
+    let closures: Vec<(usize, String)> = sig
+        .inputs
         .iter()
-        .filter(|input| matches!(input, FnArg::Typed(_)))
-        .enumerate()
-        .filter_map(|(i, input)| {
-            let FnArg::Typed(typed) = input else {
-                return None;
-            };
-            let syn::Pat::Ident(name) = &*typed.pat else {
-                return None;
-            };
-            let name = name.ident.to_string();
-            let offloaded = flows.offloaded.contains(&name) || flows.used_offloaded.contains(&name);
-            (offloaded && is_a_closure_type(sig, &typed.ty)).then_some(i)
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
         })
+        .enumerate()
+        .filter_map(|(i, typed)| match &*typed.pat {
+            syn::Pat::Ident(name) if is_a_closure_type(sig, &typed.ty) => {
+                Some((i, name.ident.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    // Most fns take no closure: their bodies need no reading here.
+    if closures.is_empty() {
+        return Vec::new();
+    }
+    let flows = crate::flow::flows(body, offload);
+    closures
+        .into_iter()
+        .filter(|(_, name)| flows.offloaded.contains(name) || flows.used_offloaded.contains(name))
+        .map(|(i, _)| i)
         .collect()
 }
 

@@ -7,7 +7,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{Model, Package, Place, Root};
@@ -96,13 +96,17 @@ pub fn for_macro(file: &Path, line: usize, config: &Config) -> Option<(Arc<Model
 }
 
 fn model_for(file: &Path, config: &Config) -> Option<Arc<Model>> {
+    let in_rustc = rustc_root().is_some();
     let roots = compiled_roots(file);
     let config_key = format!("{config:?}");
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    // Inside rustc the sources are those of this one compilation: checked
+    // once, when the model is built. A long-lived server checks them at
+    // every call.
     if let Some(cached) = cache.as_mut()
         && cached.roots == roots
         && cached.config == config_key
-        && cached.stamps.iter_mut().all(Stamp::still_holds)
+        && (in_rustc || cached.stamps.iter_mut().all(Stamp::still_holds))
         && cached.model.files.contains_key(file)
     {
         return Some(Arc::clone(&cached.model));
@@ -119,15 +123,34 @@ fn model_for(file: &Path, config: &Config) -> Option<Arc<Model>> {
 }
 
 /// The roots of the crate being compiled: the root file rustc was given
-/// (the proc macro runs inside rustc, so its arguments are rustc's), or,
-/// elsewhere (an editor's proc-macro server), the file itself; and the
-/// package's library, which a binary names by its crate name.
+/// (the proc macro runs inside rustc, so its arguments are rustc's; one
+/// process compiles one crate), or, elsewhere (an editor's proc-macro
+/// server), the file itself; and the package's library, which a binary
+/// names by its crate name.
 fn compiled_roots(file: &Path) -> Vec<Root> {
-    let root = std::env::args()
-        .skip(1)
-        .filter(|arg| arg.ends_with(".rs"))
-        .find_map(|arg| std::fs::canonicalize(arg).ok())
-        .unwrap_or_else(|| file.to_owned());
+    match rustc_root() {
+        Some(root) => {
+            static ROOTS: OnceLock<Vec<Root>> = OnceLock::new();
+            ROOTS.get_or_init(|| with_library(root.clone())).clone()
+        }
+        None => with_library(file.to_owned()),
+    }
+}
+
+/// The crate root among rustc's arguments, when the macro runs inside rustc.
+fn rustc_root() -> Option<&'static PathBuf> {
+    static ROOT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        std::env::args()
+            .skip(1)
+            .filter(|arg| arg.ends_with(".rs"))
+            .find_map(|arg| std::fs::canonicalize(arg).ok())
+    })
+    .as_ref()
+}
+
+/// `root`, with the package's library first when `root` is another target.
+fn with_library(root: PathBuf) -> Vec<Root> {
     let library = std::env::var_os("CARGO_MANIFEST_DIR")
         .and_then(|dir| Package::read(Path::new(&dir)).ok())
         .and_then(|package| package.roots.into_iter().find(|r| r.library.is_some()))

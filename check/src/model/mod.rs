@@ -139,8 +139,13 @@ pub struct Model {
     /// innermost last.
     files: HashMap<PathBuf, (ModuleId, Vec<Region>)>,
     fns: HashMap<ItemPath, FnInfo>,
-    /// Inherent methods by name, for calls on a receiver of unknown type.
+    /// Inherent methods by name, while the model is built.
     methods: HashMap<String, Vec<ItemPath>>,
+    /// The crate's one inherent method of each name and arity, for calls
+    /// on a receiver of unknown type; `None` when several share it.
+    method_by_signature: HashMap<(String, usize), Option<ItemPath>>,
+    /// The arguments the crate's methods of each name and arity offload.
+    offloading_methods: HashMap<(String, usize), Vec<usize>>,
     /// The crate's `macro_rules!` that hand their input to an offloader.
     offloading_macros: std::collections::HashSet<String>,
     /// Fields of the crate's structs, for `self.field.lock()`.
@@ -291,12 +296,30 @@ impl Model {
         if COMMON_METHODS.contains(&name) {
             return None;
         }
-        let candidates = self.methods.get(name)?;
-        let mut fitting = candidates
-            .iter()
-            .filter(|path| self.fns.get(*path).is_some_and(|f| f.arity == args));
-        let only = fitting.next()?;
-        fitting.next().is_none().then_some(only)
+        self.method_by_signature
+            .get(&(name.to_owned(), args))?
+            .as_ref()
+    }
+
+    /// Indexes the methods by name and arity, once every fn is known.
+    fn index_methods(&mut self) {
+        for (name, paths) in std::mem::take(&mut self.methods) {
+            for path in &paths {
+                let Some(info) = self.fns.get(path) else {
+                    continue;
+                };
+                let key = (name.clone(), info.arity);
+                self.method_by_signature
+                    .entry(key.clone())
+                    .and_modify(|only| *only = None)
+                    .or_insert_with(|| Some(path.clone()));
+                if !info.offloads.is_empty() {
+                    self.offloading_methods
+                        .entry(key)
+                        .or_insert_with(|| info.offloads.clone());
+                }
+            }
+        }
     }
 
     /// The module (or one around it) names `krate` in a `use` line.
@@ -319,10 +342,9 @@ impl Model {
     /// offloads, whatever its receiver: learned from the crate's own
     /// offloading methods (a database handle's `.run(|conn| ..)`).
     pub(crate) fn offloading_method(&self, name: &str, args: usize) -> Option<&[usize]> {
-        self.methods.get(name)?.iter().find_map(|path| {
-            let info = self.fns.get(path)?;
-            (info.arity == args && !info.offloads.is_empty()).then_some(info.offloads.as_slice())
-        })
+        self.offloading_methods
+            .get(&(name.to_owned(), args))
+            .map(Vec::as_slice)
     }
 
     /// A `macro_rules!` of the crate named `name` hands its input to an
