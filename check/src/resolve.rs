@@ -84,3 +84,50 @@ pub(crate) fn written(path: &syn::Path) -> Vec<String> {
     }
     segments
 }
+
+/// What a `use` item brings into scope.
+pub(crate) enum Import {
+    /// `use a::b as c;`: the name `c` for the path `a::b`.
+    Name(String, Vec<String>),
+    /// `use a::*;`: every name of `a`.
+    Glob(Vec<String>),
+}
+
+/// The names and globs of a `use` tree: `use a::{self, b, c as d, e::*}`.
+/// `use a as _;` names nothing.
+pub(crate) fn imports(tree: &syn::UseTree) -> Vec<Import> {
+    fn walk(tree: &syn::UseTree, mut prefix: Vec<String>, out: &mut Vec<Import>) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                walk(&p.tree, prefix, out);
+            }
+            syn::UseTree::Name(n) if n.ident == "self" => {
+                if let Some(last) = prefix.last().cloned() {
+                    out.push(Import::Name(last, prefix));
+                }
+            }
+            syn::UseTree::Name(n) => {
+                prefix.push(n.ident.to_string());
+                out.push(Import::Name(n.ident.to_string(), prefix));
+            }
+            syn::UseTree::Rename(r) => {
+                if r.ident != "self" {
+                    prefix.push(r.ident.to_string());
+                }
+                if r.rename != "_" {
+                    out.push(Import::Name(r.rename.to_string(), prefix));
+                }
+            }
+            syn::UseTree::Glob(_) => out.push(Import::Glob(prefix)),
+            syn::UseTree::Group(g) => {
+                for tree in &g.items {
+                    walk(tree, prefix.clone(), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree, Vec::new(), &mut out);
+    out
+}

@@ -1319,7 +1319,16 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         let uses_before = self.local_uses.len();
         for stmt in &block.stmts {
             if let Stmt::Item(syn::Item::Use(item)) = stmt {
-                collect_uses(&item.tree, Vec::new(), &mut self.local_uses);
+                // A glob inside a body is not followed: its names stay as written.
+                self.local_uses
+                    .extend(
+                        resolve::imports(&item.tree).into_iter().filter_map(
+                            |import| match import {
+                                resolve::Import::Name(name, target) => Some((name, target)),
+                                resolve::Import::Glob(_) => None,
+                            },
+                        ),
+                    );
                 continue;
             }
             match escape::statement_allow(stmt) {
@@ -1443,40 +1452,5 @@ impl<'ast> Visit<'ast> for Walker<'_> {
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         self.visit_macro_body(mac);
-    }
-}
-
-/// `use` items inside a body, as (name, target) pairs.
-fn collect_uses(
-    tree: &syn::UseTree,
-    mut prefix: Vec<String>,
-    out: &mut Vec<(String, Vec<String>)>,
-) {
-    match tree {
-        syn::UseTree::Path(p) => {
-            prefix.push(p.ident.to_string());
-            collect_uses(&p.tree, prefix, out);
-        }
-        syn::UseTree::Name(n) if n.ident == "self" => {
-            if let Some(last) = prefix.last().cloned() {
-                out.push((last, prefix));
-            }
-        }
-        syn::UseTree::Name(n) => {
-            prefix.push(n.ident.to_string());
-            out.push((n.ident.to_string(), prefix));
-        }
-        syn::UseTree::Rename(r) => {
-            if r.ident != "self" {
-                prefix.push(r.ident.to_string());
-            }
-            out.push((r.rename.to_string(), prefix));
-        }
-        syn::UseTree::Glob(_) => {}
-        syn::UseTree::Group(g) => {
-            for tree in &g.items {
-                collect_uses(tree, prefix.clone(), out);
-            }
-        }
     }
 }

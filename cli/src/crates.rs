@@ -26,21 +26,22 @@ pub(crate) fn group_by_package(root: &Path, files: &[PathBuf]) -> Vec<Group> {
             .ancestors()
             .skip(1)
             .take_while(|dir| dir.starts_with(root))
-            .find_map(|dir| {
+            .find(|dir| {
                 manifests
-                    .entry(dir.to_owned())
+                    .entry(dir.to_path_buf())
                     .or_insert_with(|| Package::read(dir).ok().filter(|p| !p.roots.is_empty()))
-                    .clone()
+                    .is_some()
             });
-        let (dir, roots) = match package {
-            Some(package) => (package.dir, package.roots),
-            None => (root.to_owned(), Vec::new()),
-        };
+        let dir = package.map_or_else(|| root.to_owned(), Path::to_path_buf);
         packages
             .entry(dir.clone())
             .or_insert_with(|| Group {
+                roots: manifests
+                    .get(&dir)
+                    .and_then(Option::as_ref)
+                    .map(|package| package.roots.clone())
+                    .unwrap_or_default(),
                 dir,
-                roots,
                 files: Vec::new(),
             })
             .files

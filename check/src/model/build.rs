@@ -11,7 +11,7 @@ use super::load::{Root, children_dir, module_file_candidates};
 use super::summary::{self, Raw};
 use super::{FnInfo, Held, ItemPath, Model, Module, ModuleId, Name, Place, Region};
 use crate::config::Config;
-use crate::resolve::Resolved;
+use crate::resolve::{Import, Resolved, imports};
 use crate::rules::Origin;
 
 /// A parsed file of the model, kept by the audit to check its async bodies.
@@ -155,14 +155,10 @@ impl Builder<'_> {
         top_level: bool,
         regions: &mut Vec<Region>,
     ) {
-        let krate = self.model.modules[module].krate;
-        let here = ItemPath {
-            krate,
-            segments: self.model.modules[module].path.clone(),
-        };
+        let here = self.model.module_path(module);
         for item in items {
             match item {
-                Item::Use(item) => self.add_use(module, &item.tree, Vec::new()),
+                Item::Use(item) => self.add_use(module, &item.tree),
                 Item::ExternCrate(item) => {
                     let name = item.rename.as_ref().map_or(&item.ident, |(_, n)| n);
                     self.name(module, name, Name::Use(vec![item.ident.to_string()]));
@@ -328,43 +324,16 @@ impl Builder<'_> {
     }
 
     /// `use a::{b, c as d, e::*};` into names and globs.
-    fn add_use(&mut self, module: ModuleId, tree: &UseTree, mut prefix: Vec<String>) {
-        match tree {
-            UseTree::Path(p) => {
-                prefix.push(p.ident.to_string());
-                self.add_use(module, &p.tree, prefix);
-            }
-            UseTree::Name(n) if n.ident == "self" => {
-                if let Some(last) = prefix.last().cloned() {
-                    self.use_name(module, last, prefix);
+    fn add_use(&mut self, module: ModuleId, tree: &UseTree) {
+        let module = &mut self.model.modules[module];
+        for import in imports(tree) {
+            match import {
+                Import::Name(name, target) => {
+                    module.names.entry(name).or_insert(Name::Use(target));
                 }
-            }
-            UseTree::Name(n) => {
-                prefix.push(n.ident.to_string());
-                self.use_name(module, n.ident.to_string(), prefix);
-            }
-            UseTree::Rename(r) => {
-                if r.ident != "self" {
-                    prefix.push(r.ident.to_string());
-                }
-                if r.rename != "_" {
-                    self.use_name(module, r.rename.to_string(), prefix);
-                }
-            }
-            UseTree::Glob(_) => self.model.modules[module].globs.push(prefix),
-            UseTree::Group(g) => {
-                for tree in &g.items {
-                    self.add_use(module, tree, prefix.clone());
-                }
+                Import::Glob(prefix) => module.globs.push(prefix),
             }
         }
-    }
-
-    fn use_name(&mut self, module: ModuleId, name: String, target: Vec<String>) {
-        self.model.modules[module]
-            .names
-            .entry(name)
-            .or_insert(Name::Use(target));
     }
 
     /// A macro that calls an offloader (`spawn_blocking(..)`) or one of
@@ -462,18 +431,7 @@ fn summarize_all(
     }
     impl Fns<'_> {
         fn body(&mut self, sig: &Signature, block: &syn::Block) {
-            let name = sig.ident.to_string();
-            let path = match &self.place.self_type {
-                Some(owner) => owner.child(&name),
-                None => {
-                    let m = &self.model.modules[self.place.module];
-                    ItemPath {
-                        krate: m.krate,
-                        segments: m.path.clone(),
-                    }
-                    .child(&name)
-                }
-            };
+            let path = self.model.defined_at(&self.place, &sig.ident.to_string());
             if self.model.fns.get(&path).is_some_and(|f| !f.returns_future) {
                 let raw = crate::visit::summarize(block, sig, self.model, &self.place, self.config);
                 self.out.entry(path).or_insert(raw);

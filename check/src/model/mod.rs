@@ -51,6 +51,11 @@ impl ItemPath {
         self.segments[n.saturating_sub(2)..].join("::")
     }
 
+    /// The name [`Model::item_named`] and [`Model::fn_defined`] give it.
+    fn key(&self) -> String {
+        format!("{}:{}", self.krate, self.display())
+    }
+
     /// The last segment.
     pub(crate) fn name(&self) -> &str {
         self.segments.last().map_or("", String::as_str)
@@ -247,7 +252,7 @@ impl Model {
         let place = self.place_at(file, line)?;
         let segments: Vec<String> = written.split("::").map(str::to_owned).collect();
         match self.resolve(&place, &segments) {
-            Resolved::Local(path) => Some(format!("{}:{}", path.krate, path.display())),
+            Resolved::Local(path) => Some(path.key()),
             _ => None,
         }
     }
@@ -256,18 +261,25 @@ impl Model {
     /// `line` of `file` (a method of the impl there, or a fn of the module).
     pub fn fn_defined(&self, file: &Path, line: usize, name: &str) -> Option<String> {
         let place = self.place_at(file, line)?;
-        let path = match place.self_type {
+        Some(self.defined_at(&place, name).key())
+    }
+
+    /// The item `name` defined at `place`: a method of the impl there, or
+    /// an item of the module.
+    pub(crate) fn defined_at(&self, place: &Place, name: &str) -> ItemPath {
+        match &place.self_type {
             Some(owner) => owner.child(name),
-            None => {
-                let m = &self.modules[place.module];
-                ItemPath {
-                    krate: m.krate,
-                    segments: m.path.clone(),
-                }
-                .child(name)
-            }
-        };
-        Some(format!("{}:{}", path.krate, path.display()))
+            None => self.module_path(place.module).child(name),
+        }
+    }
+
+    /// The path of a module itself.
+    pub(crate) fn module_path(&self, module: ModuleId) -> ItemPath {
+        let m = &self.modules[module];
+        ItemPath {
+            krate: m.krate,
+            segments: m.path.clone(),
+        }
     }
 
     /// The files of the model.
@@ -497,11 +509,7 @@ impl Model {
     /// Follows `rest` down from `module`.
     fn walk(&self, module: ModuleId, rest: &[String], steps: &Steps) -> Option<Resolved> {
         let Some((first, tail)) = rest.split_first() else {
-            let m = &self.modules[module];
-            return Some(Resolved::Local(ItemPath {
-                krate: m.krate,
-                segments: m.path.clone(),
-            }));
+            return Some(Resolved::Local(self.module_path(module)));
         };
         match self.lookup(module, first, tail, steps) {
             Some(found) => Some(found),
