@@ -3,99 +3,24 @@
 //! it, and there a missing database fails the suite instead of skipping it).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use lanes::jobs::{
     Cancelled, Finish, JobContext, JobState, Lease, NewJob, Registry, Store, StoreError, Workers,
 };
+use lanes_tests::stores::{Backend, Memory, Postgres, Sqlite};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-/// Makes a fresh, empty store; `Drop` removes what it made.
-trait Backend {
-    async fn fresh(&self) -> Store;
-    /// A second handle on the same data, as another process would open it.
-    async fn reopen(&self) -> Store;
-}
-
-struct Memory(std::sync::Mutex<Option<Store>>);
-
-impl Backend for Memory {
-    async fn fresh(&self) -> Store {
-        let store = Store::memory(1_000);
-        *self.0.lock().unwrap() = Some(store.clone());
-        store
-    }
-    async fn reopen(&self) -> Store {
-        self.0.lock().unwrap().clone().expect("a store was made")
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Sqlite(std::sync::Mutex<Option<std::path::PathBuf>>);
-
-impl Backend for Sqlite {
-    async fn fresh(&self) -> Store {
-        let path = std::env::temp_dir().join(format!("{}.db", unique("lanes_jobs")));
-        *self.0.lock().unwrap() = Some(path.clone());
-        Store::sqlite(&path).await.unwrap()
-    }
-    async fn reopen(&self) -> Store {
-        let path = self.0.lock().unwrap().clone().expect("a store was made");
-        Store::sqlite(&path).await.unwrap()
-    }
-}
-
-impl Drop for Sqlite {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.lock().unwrap().take() {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-struct Postgres {
-    url: String,
-    schema: std::sync::Mutex<Option<String>>,
-}
-
-impl Backend for Postgres {
-    async fn fresh(&self) -> Store {
-        let schema = lanes_tests::test_schema();
-        *self.schema.lock().unwrap() = Some(schema.clone());
-        Store::postgres(&self.url, &schema).await.unwrap()
-    }
-    async fn reopen(&self) -> Store {
-        let schema = self
-            .schema
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("a store was made");
-        Store::postgres(&self.url, &schema).await.unwrap()
-    }
-}
-
 #[tokio::test]
 async fn the_memory_store_passes_the_suite() {
-    suite(&Memory(Default::default())).await;
+    suite(&Memory::default()).await;
 }
 
 #[tokio::test]
 async fn the_sqlite_store_passes_the_suite() {
-    suite(&Sqlite(Default::default())).await;
+    suite(&Sqlite::default()).await;
 }
 
 #[tokio::test]
@@ -103,11 +28,7 @@ async fn the_postgres_store_passes_the_suite() {
     let Some(url) = lanes_tests::database_url("the PostgreSQL job-store suite") else {
         return;
     };
-    suite(&Postgres {
-        url: url.clone(),
-        schema: Default::default(),
-    })
-    .await;
+    suite(&Postgres::new(&url)).await;
     lanes_tests::drop_test_schemas(&url).await;
 }
 
@@ -135,7 +56,7 @@ async fn a_full_memory_store_refuses_with_an_error() {
 /// goes on working when the runtime it first wrote from has shut down.
 #[test]
 fn a_sqlite_store_outlives_the_runtime_it_first_wrote_from() {
-    let backend = Sqlite(Default::default());
+    let backend = Sqlite::default();
     let runtime = || tokio::runtime::Runtime::new().unwrap();
     let (store, first) = runtime().block_on(async {
         let store = backend.fresh().await;

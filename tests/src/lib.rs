@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::Duration;
 
+pub mod stores;
+
 /// Serves `app` on 127.0.0.1 on a free port, on the current runtime, and
 /// returns its address.
 pub async fn serve(app: axum::Router) -> SocketAddr {

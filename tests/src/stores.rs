@@ -1,0 +1,95 @@
+//! The three job stores, made fresh for a test and removed after it: one
+//! suite runs on each.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lanes::jobs::Store;
+
+/// Makes a fresh, empty store; `Drop` removes what it made.
+#[allow(async_fn_in_trait)] // used only by these tests, on one runtime
+pub trait Backend {
+    async fn fresh(&self) -> Store;
+    /// A second handle on the same data, as another process would open it.
+    async fn reopen(&self) -> Store;
+}
+
+#[derive(Debug, Default)]
+pub struct Memory(std::sync::Mutex<Option<Store>>);
+
+impl Backend for Memory {
+    async fn fresh(&self) -> Store {
+        let store = Store::memory(1_000);
+        *self.0.lock().unwrap() = Some(store.clone());
+        store
+    }
+    async fn reopen(&self) -> Store {
+        self.0.lock().unwrap().clone().expect("a store was made")
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[derive(Debug, Default)]
+pub struct Sqlite(std::sync::Mutex<Option<std::path::PathBuf>>);
+
+impl Backend for Sqlite {
+    async fn fresh(&self) -> Store {
+        let path = std::env::temp_dir().join(format!("{}.db", unique("lanes_jobs")));
+        *self.0.lock().unwrap() = Some(path.clone());
+        Store::sqlite(&path).await.unwrap()
+    }
+    async fn reopen(&self) -> Store {
+        let path = self.0.lock().unwrap().clone().expect("a store was made");
+        Store::sqlite(&path).await.unwrap()
+    }
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.lock().unwrap().take() {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Postgres {
+    url: String,
+    schema: std::sync::Mutex<Option<String>>,
+}
+
+impl Backend for Postgres {
+    async fn fresh(&self) -> Store {
+        let schema = crate::test_schema();
+        *self.schema.lock().unwrap() = Some(schema.clone());
+        Store::postgres(&self.url, &schema).await.unwrap()
+    }
+    async fn reopen(&self) -> Store {
+        let schema = self
+            .schema
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a store was made");
+        Store::postgres(&self.url, &schema).await.unwrap()
+    }
+}
+
+impl Postgres {
+    /// Stores in fresh schemas of the database at `url`.
+    pub fn new(url: &str) -> Postgres {
+        Postgres {
+            url: url.to_owned(),
+            schema: Default::default(),
+        }
+    }
+}
