@@ -1126,7 +1126,8 @@ fn jobs(report: &mut String) {
                     async { Ok::<_, String>(()) }
                 });
                 let config = WorkerConfig::default().concurrency(workers);
-                let running = Workers::start(store.clone(), registry, config);
+                let running =
+                    Workers::start(store.clone(), registry, config).expect("the workers start");
                 let start = Instant::now();
                 let producers: Vec<_> = (0..PRODUCERS)
                     .map(|p| {
@@ -1172,7 +1173,8 @@ fn jobs(report: &mut String) {
             });
             // Idle workers wait for a wakeup, never for the poll interval.
             let config = WorkerConfig::default().idle_wait(Duration::from_secs(60));
-            let running = Workers::start(store.clone(), registry, config);
+            let running =
+                Workers::start(store.clone(), registry, config).expect("the workers start");
             tokio::time::sleep(Duration::from_millis(200)).await;
             let mut latencies = Vec::with_capacity(PICKUPS);
             for _ in 0..PICKUPS {

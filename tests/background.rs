@@ -215,7 +215,8 @@ async fn enqueue_options_timeouts_and_stale_payloads() {
         store.clone(),
         lanes::jobs::Registry::registered(),
         lanes_tests::fast_workers().queues(["default", "emails"]),
-    );
+    )
+    .unwrap();
     assert_eq!(
         lanes_tests::ended(&store, first.0).await.state,
         JobState::Succeeded

@@ -411,7 +411,8 @@ async fn workers_run_jobs_and_keep_results(store: &Store) {
         store.clone(),
         Registry::new().register("square", square),
         lanes_tests::fast_workers(),
-    );
+    )
+    .unwrap();
     let mut ids = Vec::new();
     for n in 0..20u64 {
         ids.push((
@@ -449,7 +450,7 @@ async fn workers_retry_with_backoff_then_the_job_dies(store: &Store) {
                 }
             },
         );
-    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers());
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
     let refused = store
         .enqueue(NewJob::new("refused", json!(null)).max_attempts(3))
         .await
@@ -483,7 +484,7 @@ async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store
             }
             Ok::<_, String>(())
         });
-    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers());
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
     let once = |kind: &str, payload| NewJob::new(kind, payload).max_attempts(1);
     let slow = store
         .enqueue(once("slow", json!(null)).timeout(Duration::from_millis(100)))
@@ -542,7 +543,7 @@ async fn workers_stop_a_cancelled_job(store: &Store) {
         Err::<(), _>(Cancelled)
     });
     let config = lanes_tests::fast_workers().lease(Duration::from_millis(300));
-    let workers = Workers::start(store.clone(), registry, config);
+    let workers = Workers::start(store.clone(), registry, config).unwrap();
     let id = store
         .enqueue(NewJob::new("export", json!(null)))
         .await
@@ -566,7 +567,8 @@ async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(store: &St
         store.clone(),
         registry,
         lanes_tests::fast_workers().concurrency(1),
-    );
+    )
+    .unwrap();
     let first = store
         .enqueue(NewJob::new("nap", json!(null)))
         .await

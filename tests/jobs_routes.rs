@@ -46,7 +46,7 @@ async fn service(registry: Registry) -> (String, Store, Workers) {
     let config = WorkerConfig::default()
         .idle_wait(Duration::from_millis(20))
         .lease(Duration::from_millis(300));
-    let workers = Workers::start(store.clone(), registry, config);
+    let workers = Workers::start(store.clone(), registry, config).unwrap();
     let app = Router::new()
         .route("/exports", post(start_export))
         .with_state(store.clone())

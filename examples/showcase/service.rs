@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lanes::jobs::{JobContext, Store, StoreError, WorkerConfig, Workers};
+use lanes::jobs::{JobContext, Store, WorkerConfig, Workers};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
@@ -133,7 +133,7 @@ impl Showcase {
     }
 
     /// Starts the workers that run the `#[background]` exports.
-    pub async fn start_workers(&self) -> Result<Workers, StoreError> {
+    pub async fn start_workers(&self) -> Result<Workers, lanes::jobs::StartError> {
         lanes::jobs::start_workers(WorkerConfig::default()).await
     }
 

@@ -2,34 +2,40 @@
 //!
 //! ```text
 //! #[background(queue = "emails")]
-//! async fn send_welcome(ctx: JobContext, Json(to): Json<Address>) -> Result<(), MailError> { body }
+//! async fn send_welcome(ctx: JobContext, State(app): State<App>, Json(to): Json<Address>) -> Result<(), MailError> { body }
 //! ```
 //! becomes
 //! ```text
-//! fn send_welcome(Json(to): Json<Address>) -> Enqueue {
-//!     async fn __lanes_job(ctx: JobContext, Json(to): Json<Address>) -> Result<(), MailError> { body, polls timed }
+//! fn send_welcome(_: State<App>, Json(to): Json<Address>) -> Enqueue {
+//!     async fn __lanes_job(ctx: JobContext, State(app): State<App>, Json(to): Json<Address>) -> Result<(), MailError> { body, polls timed }
 //!     fn __lanes_run(context, payload) -> JobFuture {
 //!         run_job(NAME, payload, move |mut arguments| {
+//!             let __lanes_state_1 = job_state(&context, __LANES_STATE_1)?;
 //!             let to = arguments.take("to")?;
-//!             Ok(job_attempt(__lanes_job(context, Json(to))))
+//!             Ok(job_attempt(__lanes_job(context, State(__lanes_state_1), Json(to))))
 //!         })
 //!     }
-//!     const __LANES_JOB: JobKind = JobKind::new(NAME, Some("emails"), None, None, __lanes_run);
+//!     const __LANES_STATE_1: StateArgument<App> = state_argument();
+//!     const __LANES_JOB: JobKind = JobKind::new(
+//!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], __lanes_run,
+//!     );
 //!     inventory::submit! { __LANES_JOB }
 //!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", &to))
 //! }
 //! ```
-//! A synchronous fn's `__lanes_job` runs through the blocking lane.
+//! A synchronous fn's `__lanes_job` runs through the blocking lane. A
+//! `State` argument stays on the enqueueing fn, unbound, so that it is
+//! still an axum handler of a router with that state.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Block, FnArg, ReturnType, Signature, Token};
+use syn::{Attribute, Block, FnArg, PathArguments, ReturnType, Signature, Token, Type};
 
 use crate::args::LaneArgs;
 use crate::expand::{option, site, timed_body};
 use crate::item::{LaneFn, is_debug_handler};
-use crate::valid::is_job_context;
+use crate::valid::{is_job_context, worker_state};
 use crate::{Lane, pattern, private};
 
 pub(crate) fn expand(
@@ -44,16 +50,34 @@ pub(crate) fn expand(
     let context = Ident::new("__lanes_context", Span::call_site());
 
     // The call of the inner fn, with each argument rebuilt from storage
-    // (or the worker's context), and the bindings to store.
+    // (or given by the worker: its context, its states), and the bindings
+    // to store.
     let mut takes = Vec::new();
     let mut call_args = Vec::new();
     let mut stored = Vec::new();
-    for input in &sig.inputs {
+    let mut states = Vec::new();
+    let mut state_arguments = Vec::new();
+    for (index, input) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(typed) = input else {
             unreachable!("validation refuses receivers")
         };
         if is_job_context(typed) {
             call_args.push(quote!(#context));
+            continue;
+        }
+        if let Some(state) = worker_state(typed) {
+            // Spanned at the state's type: one that the workers cannot
+            // keep and clone is reported there, once.
+            let argument = Ident::new(&format!("__LANES_STATE_{index}"), Span::call_site());
+            let state_private = private::path(state.span());
+            state_arguments.push(quote_spanned!(state.span()=>
+                const #argument: #private::StateArgument<#state> = #state_private::state_argument();
+            ));
+            states.push(quote!(#argument.state_type()));
+            let value = Ident::new(&format!("__lanes_state_{index}"), Span::call_site());
+            takes.push(quote!(let #value = #private::job_state(&#context, #argument)?;));
+            let constructor = state_constructor(&typed.ty);
+            call_args.push(quote!(#constructor(#value)));
             continue;
         }
         let rebuilt = pattern::rebuild(&typed.pat).expect("validation checked the patterns");
@@ -146,11 +170,13 @@ pub(crate) fn expand(
                 })
             }
 
+            #(#state_arguments)*
             const __LANES_JOB: #private::JobKind = #private::JobKind::new(
                 #name,
                 #queue,
                 #attempts,
                 #timeout,
+                &[#(#states),*],
                 __lanes_run,
             );
             #private::inventory::submit! { __LANES_JOB }
@@ -181,13 +207,32 @@ fn checked_twin(debug_handler: &[&Attribute], public_sig: &Signature) -> TokenSt
     }
 }
 
+/// `State` of `State<S>` (or `axum::extract::State` of
+/// `axum::extract::State<S>`): the tuple struct that wraps the worker's
+/// value, named as the user named it.
+fn state_constructor(ty: &Type) -> TokenStream {
+    let Type::Path(path) = ty else {
+        unreachable!("`worker_state` accepts paths only")
+    };
+    let mut constructor = path.path.clone();
+    if let Some(last) = constructor.segments.last_mut() {
+        last.arguments = PathArguments::None;
+    }
+    quote!(#constructor)
+}
+
 /// The enqueueing fn's parameters: the fn's own, without the `JobContext`
-/// the worker supplies, and without `mut` (it only reads them).
+/// the worker supplies, without `mut` (it only reads them), and with `_`
+/// for a `State` (extracted by axum, but not stored: the worker gives it).
 fn public_inputs(sig: &Signature) -> syn::punctuated::Punctuated<FnArg, Token![,]> {
     sig.inputs
         .iter()
         .filter(|input| !matches!(input, FnArg::Typed(typed) if is_job_context(typed)))
         .map(|input| match input {
+            FnArg::Typed(typed) if worker_state(typed).is_some() => FnArg::Typed(syn::PatType {
+                pat: Box::new(syn::parse_quote_spanned!(typed.pat.span()=> _)),
+                ..typed.clone()
+            }),
             FnArg::Typed(typed) => FnArg::Typed(syn::PatType {
                 pat: Box::new(pattern::without_mut(&typed.pat)),
                 ..typed.clone()

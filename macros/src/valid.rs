@@ -1,7 +1,10 @@
 //! Signature rules, one fn each, shared by the lanes.
 
 use syn::visit::Visit;
-use syn::{Block, FnArg, Lifetime, PatType, ReturnType, Signature, Type, TypeReference};
+use syn::{
+    Block, FnArg, GenericArgument, Lifetime, PatType, PathArguments, ReturnType, Signature, Type,
+    TypeReference,
+};
 
 use crate::errors::Errors;
 use crate::{Lane, pattern, recursion};
@@ -84,6 +87,28 @@ pub(crate) fn is_job_context(input: &PatType) -> bool {
     }
 }
 
+/// The `S` of a `State<S>` argument, which the worker gives (from the
+/// states it was started with) and the payload does not hold. Recognised
+/// like `JobContext`, by the last segment of its path: `State<S>`,
+/// `axum::extract::State<S>`; an alias of it is an argument to store.
+pub(crate) fn worker_state(input: &PatType) -> Option<&Type> {
+    let Type::Path(path) = &*input.ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if path.qself.is_some() || last.ident != "State" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
+    let mut arguments = arguments.args.iter();
+    match (arguments.next(), arguments.next()) {
+        (Some(GenericArgument::Type(state)), None) => Some(state),
+        _ => None,
+    }
+}
+
 /// A job kind is one concrete fn whose arguments are rebuilt from storage
 /// and whose outcome is stored.
 fn background(sig: &Signature, errors: &mut Errors) {
@@ -111,6 +136,8 @@ fn background(sig: &Signature, errors: &mut Errors) {
                     ));
                 }
             }
+            // Not stored, so any pattern will do.
+            FnArg::Typed(typed) if worker_state(typed).is_some() => {}
             FnArg::Typed(typed) => {
                 if let Err(error) = pattern::rebuild(&typed.pat) {
                     errors.push(error);

@@ -2,9 +2,10 @@
 //! follows semver.
 
 pub use crate::jobs::kind::{
-    JobArgument, JobArguments, JobFuture, JobKind, JobOutput, JobPayload, PayloadError,
+    JobArgument, JobArguments, JobFuture, JobKind, JobOutput, JobPayload, NotStarted,
     attempt as job_attempt, run_job,
 };
+pub use crate::jobs::state::{StateArgument, StateType, job_state, state_argument};
 pub use crate::jobs::{Enqueue, JobContext};
 pub use crate::lane::Site;
 pub use crate::lane::blocking::run_blocking;

@@ -172,6 +172,17 @@ pub use lanes_macros::cpu_bound;
 ///   DeserializeOwned` (`Json(body): Json<T>` stores `body`, so axum
 ///   extractors work as they are). A `JobContext` argument is not stored:
 ///   the worker passes it, for progress and cancellation.
+/// - A `State<S>` argument (under any pattern) is not stored either: the
+///   enqueueing fn keeps the parameter, so as a handler it still extracts
+///   `S` from the router, but the job gets the workers' `S`, given once at
+///   their start with [`WorkerConfig::state`](jobs::WorkerConfig::state)
+///   (how a job reaches a database pool). `S` must be
+///   `Clone + Send + Sync + 'static`. Workers whose queues hold a kind that
+///   takes a state they were not given do not start:
+///   [`jobs::StartError::MissingState`] names the kind and the type. `State` and `JobContext` are recognised by the
+///   last segment of their path, as written (`State<S>`,
+///   `axum::extract::State<S>`); an alias under another name is an argument
+///   to store.
 /// - It returns `()` or `Result<T, E>`: `T: Serialize` is kept as the job's
 ///   result, `E: Display` as its error, and an error is retried.
 /// - The call returns [`jobs::Enqueue`], a future of
@@ -187,23 +198,33 @@ pub use lanes_macros::cpu_bound;
 /// orphans its queued jobs unless `kind` keeps the old name).
 ///
 /// ```no_run
+/// use axum::extract::State;
 /// use axum::{Json, Router, routing::post};
-/// use lanes::jobs::JobContext;
+/// use lanes::jobs::{JobContext, WorkerConfig};
 ///
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Export { table: String }
 ///
+/// #[derive(Clone)]
+/// struct AppState { exports_dir: std::path::PathBuf }
+///
 /// #[lanes::background(queue = "exports", retries = 5, timeout = "10m")]
-/// async fn export(job: JobContext, Json(export): Json<Export>) -> Result<u64, std::io::Error> {
-///     job.progress(50, format!("exporting {}", export.table)).await;
+/// async fn export(
+///     job: JobContext,
+///     State(app): State<AppState>,
+///     Json(export): Json<Export>,
+/// ) -> Result<u64, std::io::Error> {
+///     job.progress(50, format!("exporting {} to {}", export.table, app.exports_dir.display())).await;
 ///     Ok(42)
 /// }
 ///
-/// # async fn serve() -> Result<(), lanes::jobs::StoreError> {
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = AppState { exports_dir: "exports".into() };
 /// let store = lanes::jobs::store().await?;
-/// let workers = lanes::jobs::start_workers(Default::default()).await?;
-/// let app: Router = Router::new()
+/// let workers = lanes::jobs::start_workers(WorkerConfig::default().state(app.clone())).await?;
+/// let router: Router = Router::new()
 ///     .route("/exports", post(export))
+///     .with_state(app)
 ///     .merge(lanes::jobs::router(store));
 /// # Ok(()) }
 /// ```

@@ -73,7 +73,8 @@ async fn work(store: &str, log: String, enqueue: u64) {
         .concurrency(8)
         .lease(Duration::from_secs(1))
         .idle_wait(Duration::from_millis(50));
-    let workers = Workers::start(store.clone(), Registry::registered(), config);
+    let workers =
+        Workers::start(store.clone(), Registry::registered(), config).expect("the workers start");
     println!("working");
     while store.unfinished().await.expect("the store answers") > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;

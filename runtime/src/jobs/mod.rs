@@ -36,10 +36,12 @@ mod memory;
 mod routes;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+pub(crate) mod state;
 mod worker;
 
 pub use kind::Enqueue;
 pub use routes::{Accepted, router};
+pub use state::{StartError, WorkerState};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
 use std::fmt;
@@ -469,10 +471,12 @@ async fn default_store() -> Result<Store, StoreError> {
 }
 
 /// Starts workers for every `#[background]` fn ([`Registry::registered`])
-/// on the default [`store`], on the current tokio runtime.
+/// on the default [`store`], on the current tokio runtime. Fails if the
+/// store cannot be opened, or if a kind the workers would claim takes a
+/// `State<T>` they were not given ([`WorkerConfig::state`]).
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), lanes::jobs::StoreError> {
+/// # async fn example() -> Result<(), lanes::jobs::StartError> {
 /// use std::time::Duration;
 ///
 /// let workers = lanes::jobs::start_workers(lanes::jobs::WorkerConfig::default()).await?;
@@ -480,12 +484,8 @@ async fn default_store() -> Result<Store, StoreError> {
 /// workers.shutdown(Duration::from_secs(10)).await;
 /// # Ok(()) }
 /// ```
-pub async fn start_workers(config: WorkerConfig) -> Result<Workers, StoreError> {
-    Ok(Workers::start(
-        store().await?,
-        Registry::registered(),
-        config,
-    ))
+pub async fn start_workers(config: WorkerConfig) -> Result<Workers, StartError> {
+    Workers::start(store().await?, Registry::registered(), config)
 }
 
 /// See [`Store::wakeups`].

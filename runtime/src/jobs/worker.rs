@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::kind::{JobFuture, JobKind};
+use super::state::{StartError, States, WorkerState};
 use super::{Claimed, Finish, JobId, Lease, Store};
 use crate::lane::blocking::AbortOnDrop;
 
@@ -37,6 +38,8 @@ pub struct JobContext {
     store: Store,
     worker: Arc<str>,
     cancel: watch::Receiver<bool>,
+    /// Where the job's `State<T>` arguments come from.
+    pub(super) states: States,
 }
 
 impl JobContext {
@@ -108,6 +111,7 @@ pub struct WorkerConfig {
     idle_wait: Duration,
     backoff: Duration,
     max_backoff: Duration,
+    states: States,
 }
 
 impl Default for WorkerConfig {
@@ -119,6 +123,7 @@ impl Default for WorkerConfig {
             idle_wait: Duration::from_secs(1),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3600),
+            states: States::default(),
         }
     }
 }
@@ -162,6 +167,40 @@ impl WorkerConfig {
         self
     }
 
+    /// Gives `state` to the `#[background]` fns that take a `State<S>`
+    /// argument: each job gets a clone of it when it runs (it is never
+    /// stored with the job). One value per type: registering a type again
+    /// replaces the earlier value. A kind the workers would claim that
+    /// takes a state they were not given stops [`Workers::start`] with
+    /// [`StartError::MissingState`].
+    ///
+    /// ```no_run
+    /// use axum::extract::State;
+    /// use lanes::jobs::WorkerConfig;
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState { greeting: String }
+    ///
+    /// #[lanes::background]
+    /// async fn greet(State(app): State<AppState>, name: String) -> Result<String, String> {
+    ///     Ok(format!("{}, {name}!", app.greeting))
+    /// }
+    ///
+    /// # async fn example() -> Result<(), lanes::jobs::StartError> {
+    /// let app = AppState { greeting: "Hello".to_owned() };
+    /// let workers = lanes::jobs::start_workers(WorkerConfig::default().state(app.clone())).await?;
+    /// // The same value serves the routes: `greet` is a handler that
+    /// // extracts `State<AppState>` from the router, and does not store it.
+    /// let router: axum::Router = axum::Router::new()
+    ///     .route("/greet", axum::routing::post(greet))
+    ///     .with_state(app);
+    /// # Ok(()) }
+    /// ```
+    pub fn state<S: WorkerState>(mut self, state: S) -> Self {
+        self.states.insert(state);
+        self
+    }
+
     /// The wait before the retry that follows `attempt`.
     fn retry_delay(&self, attempt: u32) -> Duration {
         let doubled = self
@@ -178,6 +217,8 @@ pub struct Registry {
     kinds: HashMap<String, Arc<RunFn>>,
     /// The queues the `#[background]` kinds among them declared.
     queues: BTreeSet<String>,
+    /// The `#[background]` kinds among them, for the states they take.
+    background: Vec<&'static JobKind>,
 }
 
 impl fmt::Debug for Registry {
@@ -212,6 +253,7 @@ impl Registry {
             if let Some(queue) = kind.queue {
                 registry.queues.insert(queue.to_owned());
             }
+            registry.background.push(kind);
         }
         registry
     }
@@ -236,6 +278,8 @@ impl Registry {
                 )),
             }
         };
+        // The closure runs the kind now, with no state to give.
+        self.background.retain(|background| background.name != kind);
         self.kinds.insert(kind, Arc::new(adapter));
         self
     }
@@ -251,7 +295,16 @@ pub struct Workers {
 
 impl Workers {
     /// Starts taking jobs from `store` on the current tokio runtime.
-    pub fn start(store: Store, registry: Registry, config: WorkerConfig) -> Workers {
+    ///
+    /// # Errors
+    /// [`StartError::MissingState`] if a `#[background]` kind of a queue
+    /// the workers take has a `State<S>` argument and `config` was given
+    /// no `S` ([`WorkerConfig::state`]); nothing is started then.
+    pub fn start(
+        store: Store,
+        registry: Registry,
+        config: WorkerConfig,
+    ) -> Result<Workers, StartError> {
         let worker: Arc<str> = format!("{}-{}", std::process::id(), JobId::random()).into();
         let (stop, stopped) = watch::channel(false);
         let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
@@ -261,6 +314,9 @@ impl Workers {
             queues.insert("default".to_owned());
             queues.into_iter().collect()
         });
+        config
+            .states
+            .check(registry.background.iter().copied(), &queues)?;
         let shared = Arc::new(Shared {
             store,
             registry,
@@ -277,11 +333,11 @@ impl Workers {
                 stopped.clone(),
             ));
         }
-        Workers {
+        Ok(Workers {
             stop,
             loops,
             running,
-        }
+        })
     }
 
     /// Stops taking jobs, and lets the running ones finish within
@@ -398,6 +454,7 @@ async fn run(shared: &Shared, job: Claimed) {
         store: store.clone(),
         worker: shared.worker.clone(),
         cancel: cancelled,
+        states: shared.config.states.clone(),
     };
     // Aborted with this attempt: at the shutdown deadline, or when the
     // lease is lost.

@@ -1,8 +1,9 @@
 //! What #[background] accepts: extractor patterns, a `JobContext` anywhere,
-//! `io::Result`, sync fns, `mut` bindings; the call is awaited for the id
-//! and the fn is an axum handler.
+//! `State` under any pattern (it is not stored), `io::Result`, sync fns,
+//! `mut` bindings; the call is awaited for the id and the fn is an axum
+//! handler.
 
-use axum::extract::{Form, Path};
+use axum::extract::{Form, Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use lanes::background;
@@ -40,6 +41,23 @@ async fn noop((a, b): (u8, Option<String>), Json(extra): Json<serde_json::Value>
     let _ = (a, b, extra);
 }
 
+#[derive(Clone)]
+struct Mailer {
+    from: String,
+    retries: u32,
+}
+
+#[background]
+async fn notify(State(Mailer { from, .. }): State<Mailer>, to: String) -> Result<String, String> {
+    Ok(format!("{from} -> {to}"))
+}
+
+#[background]
+fn count_retries(mut mailer: axum::extract::State<Mailer>, job: JobContext) -> Result<u32, String> {
+    mailer.retries += job.attempt();
+    Ok(mailer.retries)
+}
+
 async fn enqueue_from_code() -> Result<(), StoreError> {
     let accepted = noop((1, None), Json(serde_json::json!({}))).await?;
     let _id: lanes::jobs::JobId = accepted.0;
@@ -54,5 +72,14 @@ fn main() {
     let _app: Router = Router::new()
         .route("/welcome", post(welcome))
         .route("/reports/{team}/{year}", post(render));
+    let mailer = Mailer {
+        from: "lanes@example.com".to_owned(),
+        retries: 0,
+    };
+    let _with_state: Router = Router::new()
+        .route("/notify", post(notify))
+        .route("/retries", post(count_retries))
+        .with_state(mailer.clone());
+    let _ = notify(State(mailer), "ada@example.com".to_owned());
     let _ = enqueue_from_code;
 }
