@@ -157,7 +157,7 @@ pub enum StartError {
     /// The job store could not be opened.
     Store(StoreError),
     /// Job kinds the workers would claim take `State<T>` of a type they
-    /// were not given.
+    /// were not given (of several such types, the first by name).
     MissingState {
         /// The type, as [`std::any::type_name`] spells it.
         state: &'static str,
