@@ -10,6 +10,7 @@
 
 mod compile;
 mod load;
+mod operations;
 mod real_code;
 
 use std::fmt::Write as _;
@@ -1280,6 +1281,7 @@ const SCENARIOS: &[Scenario] = &[
     ("audit", audit),
     ("real-code", real_code::real_code),
     ("jobs", jobs),
+    ("operations", operations::operations),
     ("compile", compile::compile),
 ];
 
@@ -1300,6 +1302,10 @@ fn main() {
             .cpu_admission(admission.parse().expect("an admission bound"))
             .install()
             .expect("the child configures the lanes first");
+    }
+    if let Ok(store) = std::env::var(operations::JOBS_CHILD) {
+        operations::child(&store);
+        return;
     }
     if let Ok(nice) = std::env::var(PRIORITY_CHILD) {
         priority_child(nice.parse().expect("a nice value"));

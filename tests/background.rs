@@ -40,7 +40,7 @@ async fn send_welcome(job: JobContext, Json(welcome): Json<Welcome>) -> Result<R
     if welcome.email.ends_with("@invalid") {
         return Err(MailError(format!("no mailbox {}", welcome.email)));
     }
-    job.progress(50, "rendered").await;
+    job.progress(50, "rendered");
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(Receipt {
         to: welcome.email,

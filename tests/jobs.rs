@@ -3,6 +3,8 @@
 //! it, and there a missing database fails the suite instead of skipping it).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use lanes::jobs::{
@@ -93,8 +95,14 @@ async fn suite(backend: &impl Backend) {
     workers_run_jobs_and_keep_results(&backend.fresh().await).await;
     workers_retry_with_backoff_then_the_job_dies(&backend.fresh().await).await;
     workers_turn_timeouts_panics_and_bad_payloads_into_errors(&backend.fresh().await).await;
-    workers_stop_a_cancelled_job(&backend.fresh().await).await;
+    workers_stop_a_cancelled_job_at_once(&backend.fresh().await).await;
+    a_timed_out_sync_attempt_never_overlaps_its_retry(&backend.fresh().await).await;
     shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(&backend.fresh().await).await;
+    shutdown_releases_the_jobs_still_running_at_its_deadline(
+        &backend.fresh().await,
+        &backend.reopen().await,
+    )
+    .await;
 }
 
 /// Whether `worker` finds no job due on `queue` (a claim that takes none).
@@ -402,7 +410,7 @@ async fn two_instances_never_claim_a_job_twice(one: &Store, two: &Store) {
 // ------------------------------------------------------------ the workers
 
 async fn square(context: JobContext, n: u64) -> Result<u64, String> {
-    context.progress(50, "half way").await;
+    context.progress(50, "half way");
     Ok(n * n)
 }
 
@@ -536,30 +544,100 @@ async fn workers_turn_timeouts_panics_and_bad_payloads_into_errors(store: &Store
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
-async fn workers_stop_a_cancelled_job(store: &Store) {
-    let registry = Registry::new().register("export", |context: JobContext, (): ()| async move {
-        context.progress(10, "started").await;
-        context.cancelled().await;
-        Err::<(), _>(Cancelled)
+/// With the default 30 s lease, whose renewal comes every 10 s: the cancel
+/// must reach the attempt directly, an async body by being dropped and a
+/// sync one through `is_cancelled`.
+async fn workers_stop_a_cancelled_job_at_once(store: &Store) {
+    let sync_body_returned = Arc::new(AtomicBool::new(false));
+    let returned = sync_body_returned.clone();
+    let registry = Registry::new()
+        .register("export", |context: JobContext, (): ()| async move {
+            context.progress(10, "started");
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .register("sync_export", move |context: JobContext, (): ()| {
+            let returned = returned.clone();
+            lanes::run_blocking(move || {
+                context.progress(10, "started");
+                while !context.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                returned.store(true, Ordering::SeqCst);
+                Err::<(), _>(Cancelled)
+            })
+        });
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
+    for kind in ["export", "sync_export"] {
+        let id = store.enqueue(NewJob::new(kind, json!(null))).await.unwrap();
+        while store.get(id).await.unwrap().unwrap().progress < 10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let asked = Instant::now();
+        assert_eq!(store.cancel(id).await.unwrap(), Some(JobState::Running));
+        let job = lanes_tests::ended(store, id).await;
+        assert_eq!(job.state, JobState::Cancelled, "{kind}: {job:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{kind}: the cancel waited for the lease renewal"
+        );
+    }
+    assert!(sync_body_returned.load(Ordering::SeqCst));
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A sync body cannot be stopped: past its timeout, the job keeps its
+/// lease until the body returns, its retry starts only then, and what the
+/// stale attempt reports afterwards is refused.
+async fn a_timed_out_sync_attempt_never_overlaps_its_retry(store: &Store) {
+    let runs: Arc<Mutex<Vec<(u32, Instant, Instant)>>> = Arc::default();
+    let recorded = runs.clone();
+    let registry = Registry::new().register("slow_export", move |context: JobContext, (): ()| {
+        let runs = recorded.clone();
+        lanes::run_blocking(move || {
+            let started = Instant::now();
+            std::thread::sleep(Duration::from_millis(400));
+            // Past the timeout: this attempt is stale.
+            context.progress(99, "written");
+            runs.lock()
+                .unwrap()
+                .push((context.attempt(), started, Instant::now()));
+            Ok::<_, String>("written")
+        })
     });
-    let config = lanes_tests::fast_workers().lease(Duration::from_millis(300));
-    let workers = Workers::start(store.clone(), registry, config).unwrap();
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
     let id = store
-        .enqueue(NewJob::new("export", json!(null)))
+        .enqueue(
+            NewJob::new("slow_export", json!(null))
+                .timeout(Duration::from_millis(100))
+                .max_attempts(2),
+        )
         .await
         .unwrap();
-    while store.get(id).await.unwrap().unwrap().progress < 10 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(store.cancel(id).await.unwrap(), Some(JobState::Running));
     let job = lanes_tests::ended(store, id).await;
-    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
     workers.shutdown(Duration::from_secs(5)).await;
+
+    assert_eq!((job.state, job.attempts), (JobState::Dead, 2), "{job:?}");
+    let error = job.error.unwrap();
+    assert!(
+        error.starts_with("timed out after 0.1 s; the body ran ") && error.ends_with(" s longer"),
+        "{error}"
+    );
+    assert_eq!(job.result, None, "a stale attempt's result was recorded");
+    assert_ne!(job.progress, 99, "a stale attempt's progress was recorded");
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 2);
+    let (first, second) = (runs[0], runs[1]);
+    assert_eq!((first.0, second.0), (1, 2));
+    assert!(
+        first.2 <= second.1,
+        "the retry started while the first attempt ran"
+    );
 }
 
 async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(store: &Store) {
     let registry = Registry::new().register("nap", |context: JobContext, (): ()| async move {
-        context.progress(1, "napping").await;
+        context.progress(1, "napping");
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok::<_, String>("rested")
     });
@@ -597,4 +675,82 @@ async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued(store: &St
             JobState::Queued
         );
     }
+}
+
+/// Past the shutdown deadline, the running jobs go back to the queue at
+/// once, their attempt not counted: the next instance takes them without
+/// waiting for the 30 s lease.
+async fn shutdown_releases_the_jobs_still_running_at_its_deadline(store: &Store, next: &Store) {
+    let first_runs = Arc::new(AtomicUsize::new(0));
+    let registry = |first_runs: Arc<AtomicUsize>| {
+        let sync_runs = first_runs.clone();
+        Registry::new()
+            .register("long", move |context: JobContext, (): ()| {
+                let first = first_runs.fetch_add(1, Ordering::SeqCst) < 2;
+                async move {
+                    context.progress(1, "started");
+                    if first {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, String>("done")
+                }
+            })
+            .register("sync_long", move |context: JobContext, (): ()| {
+                let first = sync_runs.fetch_add(1, Ordering::SeqCst) < 2;
+                lanes::run_blocking(move || {
+                    context.progress(1, "started");
+                    while first && !context.is_cancelled() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Ok::<_, String>("done")
+                })
+            })
+    };
+    let workers = Workers::start(
+        store.clone(),
+        registry(first_runs.clone()),
+        lanes_tests::fast_workers(),
+    )
+    .unwrap();
+    let ids = [
+        store
+            .enqueue(NewJob::new("long", json!(null)))
+            .await
+            .unwrap(),
+        store
+            .enqueue(NewJob::new("sync_long", json!(null)))
+            .await
+            .unwrap(),
+    ];
+    for id in ids {
+        while store.get(id).await.unwrap().unwrap().progress < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    workers.shutdown(Duration::from_millis(100)).await;
+    for id in ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Queued, 0), "{job:?}");
+    }
+
+    let resumed = Instant::now();
+    let workers = Workers::start(
+        next.clone(),
+        registry(first_runs),
+        lanes_tests::fast_workers(),
+    )
+    .unwrap();
+    for id in ids {
+        let job = lanes_tests::ended(next, id).await;
+        assert_eq!(
+            (job.state, job.attempts),
+            (JobState::Succeeded, 1),
+            "{job:?}"
+        );
+    }
+    assert!(
+        resumed.elapsed() < Duration::from_secs(5),
+        "the released jobs waited for their lease"
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
 }

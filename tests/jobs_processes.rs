@@ -1,7 +1,8 @@
 //! Durability across processes, with real processes (`tests/bin/jobs_child.rs`):
 //! a process killed with SIGKILL while its 1,000 jobs run loses none of
-//! them, on SQLite and on PostgreSQL; and two worker processes share one
-//! PostgreSQL queue without running a job twice.
+//! them, on SQLite and on PostgreSQL; two worker processes share one
+//! PostgreSQL queue without running a job twice; and a cancel made by one
+//! process reaches the job another runs at once, through `NOTIFY`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -157,7 +158,7 @@ async fn sqlite_jobs_survive_a_sigkill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_jobs_survive_a_sigkill_and_two_processes_share_a_queue() {
+async fn postgres_jobs_survive_a_sigkill_two_processes_share_a_queue_and_hear_cancels() {
     let Some(url) = lanes_tests::database_url("the PostgreSQL process tests") else {
         return;
     };
@@ -196,5 +197,44 @@ async fn postgres_jobs_survive_a_sigkill_and_two_processes_share_a_queue() {
     }
     assert_eq!(store.unfinished().await.unwrap(), 0);
     let _ = std::fs::remove_file(&log);
+
+    a_cancel_reaches_a_job_running_in_another_instance(&url).await;
     lanes_tests::drop_test_schemas(&url).await;
+}
+
+/// The worker's lease is the default 30 s, renewed every 10 s: only the
+/// `NOTIFY` can tell it of the cancel sooner.
+async fn a_cancel_reaches_a_job_running_in_another_instance(url: &str) {
+    let schema = lanes_tests::test_schema();
+    let store = Store::postgres(url, &schema).await.unwrap();
+    let id = store
+        .enqueue(NewJob::new("until_cancelled", serde_json::json!({})))
+        .await
+        .unwrap();
+    let log = temp("cancel.log");
+    let _ = std::fs::remove_file(&log);
+    let worker = Command::new(CHILD)
+        .args([&format!("postgres:{schema}"), log.to_str().unwrap(), "0"])
+        .env("JOBS_CHILD_LEASE_MS", "30000")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the child starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Log::read(&log).count(None, false) == 0 {
+        assert!(Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let asked = Instant::now();
+    assert_eq!(
+        store.cancel(id).await.unwrap(),
+        Some(lanes::jobs::JobState::Running)
+    );
+    let job = lanes_tests::ended(&store, id).await;
+    assert_eq!(job.state, lanes::jobs::JobState::Cancelled, "{job:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the cancel waited for the lease renewal"
+    );
+    finishes(worker);
+    let _ = std::fs::remove_file(&log);
 }

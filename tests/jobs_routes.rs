@@ -16,7 +16,7 @@ static FINISH_EXPORT: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 async fn export(context: JobContext, customer: String) -> Result<Value, Cancelled> {
     assert!(!customer.is_empty());
-    context.progress(50, "exporting").await;
+    context.progress(50, "exporting");
     tokio::select! {
         _ = FINISH_EXPORT.notified() => Ok(json!({"rows": 120})),
         _ = context.cancelled() => Err(Cancelled),
@@ -36,7 +36,7 @@ async fn start_export(
 
 /// An export that only ends when cancelled.
 async fn endless_export(context: JobContext, _customer: String) -> Result<Value, Cancelled> {
-    context.progress(50, "exporting").await;
+    context.progress(50, "exporting");
     context.cancelled().await;
     Err(Cancelled)
 }

@@ -1,9 +1,9 @@
 //! What no macro can see, caught at run time: a blocking call hidden behind
 //! a plain library call in an `#[io_bound]` handler is reported by the
 //! watchdog while it is stuck and by the slow-poll timer once it returns,
-//! in the logs, in `lanes::stats()` and through the `metrics` facade. A
-//! binary of its own: it installs the global tracing subscriber and metrics
-//! recorder.
+//! in the logs, in `lanes::stats()` and through the `metrics` facade; and
+//! so is a job that fails. A binary of its own: it installs the global
+//! tracing subscriber and metrics recorder.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -206,4 +206,71 @@ async fn a_load_test_tells_a_stalling_route_from_an_offloaded_one() {
         offloaded.max_lag < Duration::from_millis(90),
         "{offloaded:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_and_dead_jobs_are_logged_and_counted() {
+    use lanes::jobs::{JobContext, JobState, NewJob, Registry, Store, Workers};
+
+    let (events, metrics) = observe();
+    let store = Store::memory(100);
+    let registry = Registry::new().register("refused_mail", |_: JobContext, (): ()| async {
+        Err::<(), _>("the mail server said no")
+    });
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
+    let id = store
+        .enqueue(NewJob::new("refused_mail", serde_json::json!(null)).max_attempts(2))
+        .await
+        .unwrap();
+    assert_eq!(lanes_tests::ended(&store, id).await.state, JobState::Dead);
+    workers.shutdown(Duration::from_secs(5)).await;
+
+    let logged = |message: &str| {
+        let events = events.lock().unwrap();
+        let (_, fields) = events
+            .iter()
+            .find(|(m, fields)| m == message && field(fields, "job") == Some(&id.to_string()))
+            .unwrap_or_else(|| panic!("no event `{message}` for the job"));
+        (
+            field(fields, "kind").map(str::to_owned),
+            field(fields, "attempt").map(str::to_owned),
+            field(fields, "error").map(str::to_owned),
+        )
+    };
+    let failure = |attempt: &str| {
+        (
+            Some("\"refused_mail\"".to_owned()),
+            Some(attempt.to_owned()),
+            Some("\"the mail server said no\"".to_owned()),
+        )
+    };
+    assert_eq!(
+        logged("lanes: a job's attempt failed; it will run again"),
+        failure("1")
+    );
+    assert_eq!(
+        logged("lanes: a job is dead; it will not run again"),
+        failure("2")
+    );
+
+    let stats = lanes::stats();
+    let figures = stats
+        .job("refused_mail", "default")
+        .expect("the kind is in stats()");
+    assert_eq!(
+        (
+            figures.retried,
+            figures.dead,
+            figures.succeeded,
+            figures.running
+        ),
+        (1, 1, 0, 0)
+    );
+    let text = metrics.render();
+    for outcome in ["retried", "dead"] {
+        let line = format!(
+            "lanes_jobs_attempts_total{{kind=\"refused_mail\",queue=\"default\",outcome=\"{outcome}\"}} 1"
+        );
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
 }

@@ -409,7 +409,7 @@ fn export_reports(job: JobContext, Path(name): Path<String>) -> Result<Export, s
         // Slow enough to watch in `/jobs/{id}/events`.
         std::thread::sleep(Duration::from_millis(500));
         let percent = u8::try_from((done + 1) * 100 / reports.len()).unwrap_or(100);
-        job.progress_blocking(
+        job.progress(
             percent,
             format!("{} of {} reports", done + 1, reports.len()),
         );

@@ -92,6 +92,7 @@
 
 mod clock;
 mod config;
+mod detached;
 mod heartbeat;
 pub mod jobs;
 mod lane;
@@ -107,7 +108,7 @@ pub mod __private;
 pub use config::{Config, ConfigError};
 pub use lane::Lane;
 pub use shed::{Shed, ShedFuture, ShedLayer};
-pub use stats::{HandlerStats, LaneStats, Stats, TimingStats, stats};
+pub use stats::{HandlerStats, JobStats, LaneStats, QueueStats, Stats, TimingStats, stats};
 
 /// Marks an `async fn` that stays on the tokio worker, and checks its body
 /// for blocking calls at compile time (the rules are listed in the README).
@@ -214,7 +215,7 @@ pub use lanes_macros::cpu_bound;
 ///     State(app): State<AppState>,
 ///     Json(export): Json<Export>,
 /// ) -> Result<u64, std::io::Error> {
-///     job.progress(50, format!("exporting {} to {}", export.table, app.exports_dir.display())).await;
+///     job.progress(50, format!("exporting {} to {}", export.table, app.exports_dir.display()));
 ///     Ok(42)
 /// }
 ///

@@ -284,7 +284,170 @@ fn describe_once() {
             Unit::Seconds,
             "How late the lanes heartbeat task woke on the tokio runtime, last beat."
         );
+        describe_counter!(
+            "lanes_jobs_attempts_total",
+            "Job attempts that ended, by outcome: succeeded, retried, dead, cancelled, released (given back at a shutdown) or lost (its lease ran out)."
+        );
+        describe_gauge!("lanes_jobs_running", "Job attempts running now.");
+        describe_gauge!(
+            "lanes_jobs_waiting",
+            "Jobs of a queue waiting for a worker (queued, or failed and waiting for their retry), as last counted."
+        );
+        describe_histogram!(
+            "lanes_jobs_wait_seconds",
+            Unit::Seconds,
+            "How long a job waited from due to claimed."
+        );
+        describe_histogram!(
+            "lanes_jobs_run_seconds",
+            Unit::Seconds,
+            "How long a job attempt ran, including a body that ran past its timeout."
+        );
     });
+}
+
+/// How a job attempt ended, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobOutcome {
+    Succeeded,
+    Retried,
+    Dead,
+    Cancelled,
+    /// Given back unfinished at a shutdown.
+    Released,
+    /// Its lease ran out and another claim holds the job.
+    Lost,
+}
+
+impl JobOutcome {
+    const ALL: [JobOutcome; 6] = [
+        JobOutcome::Succeeded,
+        JobOutcome::Retried,
+        JobOutcome::Dead,
+        JobOutcome::Cancelled,
+        JobOutcome::Released,
+        JobOutcome::Lost,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Retried => "retried",
+            JobOutcome::Dead => "dead",
+            JobOutcome::Cancelled => "cancelled",
+            JobOutcome::Released => "released",
+            JobOutcome::Lost => "lost",
+        }
+    }
+}
+
+/// The counters of one job kind on one queue.
+#[derive(Debug)]
+pub(crate) struct JobFigures {
+    kind: String,
+    queue: String,
+    running: AtomicU64,
+    outcomes: [(AtomicU64, Counter); 6],
+    running_gauge: Gauge,
+    wait: (Timing, Histogram),
+    run: (Timing, Histogram),
+}
+
+/// Every job kind and queue a worker of this process ran, for [`stats`].
+static JOBS: Mutex<Vec<&'static JobFigures>> = Mutex::new(Vec::new());
+
+/// The jobs waiting in each queue, as the workers last counted them.
+static WAITING: Mutex<Vec<(String, u64, Gauge)>> = Mutex::new(Vec::new());
+
+impl JobFigures {
+    /// The figures of `kind` on `queue`, made on first use.
+    pub(crate) fn of(kind: &str, queue: &str) -> &'static JobFigures {
+        let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(figures) = jobs.iter().find(|f| f.kind == kind && f.queue == queue) {
+            return figures;
+        }
+        describe_once();
+        let labels = [("kind", kind.to_owned()), ("queue", queue.to_owned())];
+        let figures: &'static JobFigures = Box::leak(Box::new(JobFigures {
+            kind: kind.to_owned(),
+            queue: queue.to_owned(),
+            running: AtomicU64::new(0),
+            outcomes: JobOutcome::ALL.map(|outcome| {
+                let mut labels = labels.to_vec();
+                labels.push(("outcome", outcome.as_str().to_owned()));
+                (
+                    AtomicU64::new(0),
+                    metrics::counter!("lanes_jobs_attempts_total", &labels),
+                )
+            }),
+            running_gauge: metrics::gauge!("lanes_jobs_running", &labels),
+            wait: (
+                Timing::new(),
+                metrics::histogram!("lanes_jobs_wait_seconds", &labels),
+            ),
+            run: (
+                Timing::new(),
+                metrics::histogram!("lanes_jobs_run_seconds", &labels),
+            ),
+        }));
+        jobs.push(figures);
+        figures
+    }
+
+    /// An attempt that starts after waiting `waited` since it was due.
+    pub(crate) fn started(&'static self, waited: Duration) -> RunningJob {
+        self.wait.0.record(waited, &self.wait.1);
+        self.running.fetch_add(1, Relaxed);
+        self.running_gauge.increment(1.0);
+        RunningJob {
+            figures: self,
+            started: std::time::Instant::now(),
+            outcome: JobOutcome::Lost,
+        }
+    }
+}
+
+/// A running attempt, counted until it drops, under the outcome last set.
+#[derive(Debug)]
+pub(crate) struct RunningJob {
+    figures: &'static JobFigures,
+    started: std::time::Instant,
+    outcome: JobOutcome,
+}
+
+impl RunningJob {
+    pub(crate) fn ended(&mut self, outcome: JobOutcome) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        let figures = self.figures;
+        figures.running.fetch_sub(1, Relaxed);
+        figures.running_gauge.decrement(1.0);
+        let (count, counter) = &figures.outcomes[self.outcome as usize];
+        count.fetch_add(1, Relaxed);
+        counter.increment(1);
+        figures.run.0.record(self.started.elapsed(), &figures.run.1);
+    }
+}
+
+/// Records how many jobs of `queue` wait for a worker.
+pub(crate) fn record_waiting(queue: &str, jobs: u64) {
+    let mut waiting = WAITING.lock().unwrap_or_else(|e| e.into_inner());
+    match waiting.iter_mut().find(|(name, ..)| name == queue) {
+        Some((_, count, gauge)) => {
+            *count = jobs;
+            gauge.set(jobs as f64);
+        }
+        None => {
+            describe_once();
+            let gauge = metrics::gauge!("lanes_jobs_waiting", "queue" => queue.to_owned());
+            gauge.set(jobs as f64);
+            waiting.push((queue.to_owned(), jobs, gauge));
+        }
+    }
 }
 
 /// A snapshot of every lane and every lane fn called so far, for an
@@ -311,6 +474,13 @@ fn describe_once() {
 /// | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_event_loop_lag_seconds` | gauge | |
+/// | `lanes_jobs_attempts_total` | counter | `kind`, `queue`, `outcome` |
+/// | `lanes_jobs_running` | gauge | `kind`, `queue` |
+/// | `lanes_jobs_waiting` | gauge | `queue` |
+/// | `lanes_jobs_wait_seconds` | histogram | `kind`, `queue` |
+/// | `lanes_jobs_run_seconds` | histogram | `kind`, `queue` |
+///
+/// The job figures are those of the workers running in this process.
 pub fn stats() -> Stats {
     let running = lanes();
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -357,6 +527,21 @@ pub fn stats() -> Stats {
             ),
         ],
         handlers,
+        jobs: JOBS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|figures| JobStats::of(figures))
+            .collect(),
+        queues: WAITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(queue, waiting, _)| QueueStats {
+                queue: queue.clone(),
+                waiting: *waiting,
+            })
+            .collect(),
     }
 }
 
@@ -368,6 +553,10 @@ pub struct Stats {
     pub event_loop_lag_ms: f64,
     pub lanes: Vec<LaneStats>,
     pub handlers: Vec<HandlerStats>,
+    /// Each job kind and queue this process's workers ran.
+    pub jobs: Vec<JobStats>,
+    /// Each queue this process's workers take jobs from.
+    pub queues: Vec<QueueStats>,
 }
 
 impl Stats {
@@ -376,6 +565,13 @@ impl Stats {
             .iter()
             .find(|l| l.lane == lane)
             .expect("a snapshot holds every lane")
+    }
+
+    /// The figures of the job kind whose name ends with `kind`, on `queue`.
+    pub fn job(&self, kind: &str, queue: &str) -> Option<&JobStats> {
+        self.jobs.iter().find(|j| {
+            j.queue == queue && (j.kind == kind || j.kind.ends_with(&format!("::{kind}")))
+        })
     }
 
     /// The handler whose path ends with `name` (`"blur"`, `"app::blur"`).
@@ -443,6 +639,56 @@ impl HandlerStats {
             run: s.run.snapshot(),
         }
     }
+}
+
+/// The attempts of one job kind on one queue, run by this process's workers.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct JobStats {
+    pub kind: String,
+    pub queue: String,
+    /// Attempts running now.
+    pub running: u64,
+    pub succeeded: u64,
+    /// Attempts that failed and will run again.
+    pub retried: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    /// Attempts given back unfinished at a shutdown.
+    pub released: u64,
+    /// Attempts whose lease ran out while they ran.
+    pub lost: u64,
+    /// From due to claimed.
+    pub wait: TimingStats,
+    pub run: TimingStats,
+}
+
+impl JobStats {
+    fn of(figures: &JobFigures) -> JobStats {
+        let count = |outcome: JobOutcome| figures.outcomes[outcome as usize].0.load(Relaxed);
+        JobStats {
+            kind: figures.kind.clone(),
+            queue: figures.queue.clone(),
+            running: figures.running.load(Relaxed),
+            succeeded: count(JobOutcome::Succeeded),
+            retried: count(JobOutcome::Retried),
+            dead: count(JobOutcome::Dead),
+            cancelled: count(JobOutcome::Cancelled),
+            released: count(JobOutcome::Released),
+            lost: count(JobOutcome::Lost),
+            wait: figures.wait.0.snapshot(),
+            run: figures.run.0.snapshot(),
+        }
+    }
+}
+
+/// A queue's waiting jobs, as this process's workers last counted them.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct QueueStats {
+    pub queue: String,
+    /// Queued, or failed and waiting for their retry.
+    pub waiting: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -5,13 +5,14 @@
 //! It enqueues the jobs of the `#[background]` fn `record` (if any are
 //! asked for), then works the queue until
 //! every job in the store has ended, appending `<pid> start <n>` and
-//! `<pid> done <n>` lines to `<log>` around each job's 5 ms of work.
+//! `<pid> done <n>` lines to `<log>` around each job's 5 ms of work. Its
+//! lease is 1 s, or `JOBS_CHILD_LEASE_MS`.
 
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use lanes::jobs::{Registry, Store, WorkerConfig, Workers};
+use lanes::jobs::{JobContext, Registry, Store, WorkerConfig, Workers};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +52,15 @@ async fn record(n: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// A job that runs until it is cancelled, logged as `start 0` when it
+/// begins.
+#[lanes::background(kind = "until_cancelled")]
+async fn until_cancelled(job: JobContext) {
+    #[lanes::allow_blocking("one O_APPEND write to a local log: the test's record of what ran")]
+    line("start", 0);
+    job.cancelled().await;
+}
+
 fn line(what: &str, n: u64) {
     let log = LOG.get().expect("the log is set before the workers start");
     let mut file = std::fs::OpenOptions::new()
@@ -69,9 +79,11 @@ async fn work(store: &str, log: String, enqueue: u64) {
     for n in 0..enqueue {
         record(n).on(&store).await.expect("enqueued");
     }
+    let lease =
+        std::env::var("JOBS_CHILD_LEASE_MS").map_or(1_000, |ms| ms.parse().expect("a lease in ms"));
     let config = WorkerConfig::default()
         .concurrency(8)
-        .lease(Duration::from_secs(1))
+        .lease(Duration::from_millis(lease))
         .idle_wait(Duration::from_millis(50));
     let workers =
         Workers::start(store.clone(), Registry::registered(), config).expect("the workers start");

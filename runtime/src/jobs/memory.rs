@@ -151,6 +151,9 @@ impl MemoryStore {
             if exhausted {
                 inner.end(id, JobState::Dead, Some(super::LEASE_LOST.to_owned()), None);
             } else {
+                // Due since its lease ran out.
+                inner.jobs.get_mut(&id).expect("checked above").job.run_at =
+                    super::from_millis(until);
                 claimed.push(inner.start(id, worker, lease_until));
             }
         }
@@ -235,6 +238,32 @@ impl MemoryStore {
         true
     }
 
+    pub(super) fn release(&self, id: JobId, worker: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(entry) = inner.jobs.get_mut(&id).filter(|e| e.holds(worker)) else {
+            return false;
+        };
+        let now = SystemTime::now();
+        let until = entry.lease_until;
+        entry.job.state = JobState::Queued;
+        entry.job.attempts -= 1;
+        entry.job.run_at = now;
+        entry.job.updated_at = now;
+        entry.worker = None;
+        let queue = entry.job.queue.clone();
+        inner.leases.remove(&(until, id));
+        inner
+            .due
+            .entry(queue)
+            .or_default()
+            .insert((millis::from(now), id));
+        true
+    }
+
+    pub(super) fn waiting(&self, queue: &str) -> u64 {
+        self.lock().due.get(queue).map_or(0, |due| due.len() as u64)
+    }
+
     pub(super) fn cancel(&self, id: JobId) -> Option<JobState> {
         let mut inner = self.lock();
         let entry = inner.jobs.get_mut(&id)?;
@@ -279,7 +308,6 @@ impl Inner {
         let now = SystemTime::now();
         entry.job.state = JobState::Running;
         entry.job.attempts += 1;
-        entry.job.run_at = now;
         entry.job.updated_at = now;
         entry.worker = Some(worker.to_owned());
         entry.lease_until = lease_until;
@@ -287,10 +315,12 @@ impl Inner {
         Claimed {
             id,
             kind: entry.job.kind.clone(),
+            queue: entry.job.queue.clone(),
             payload: entry.payload.clone(),
             attempt: entry.job.attempts,
             max_attempts: entry.job.max_attempts,
             timeout: entry.timeout,
+            due_at: entry.job.run_at,
         }
     }
 

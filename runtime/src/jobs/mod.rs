@@ -31,6 +31,7 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod batch;
+mod cancels;
 pub(crate) mod kind;
 mod memory;
 mod routes;
@@ -202,7 +203,8 @@ pub struct Job {
     pub created_at: SystemTime,
     #[serde(serialize_with = "millis::serialize")]
     pub updated_at: SystemTime,
-    /// When it runs next, or ran last.
+    /// When it is due: when it runs next, or when its last attempt became
+    /// due.
     #[serde(serialize_with = "millis::serialize")]
     pub run_at: SystemTime,
     #[serde(serialize_with = "millis::serialize_option")]
@@ -215,11 +217,15 @@ pub struct Job {
 pub struct Claimed {
     pub id: JobId,
     pub kind: String,
+    pub queue: String,
     pub payload: serde_json::Value,
     /// This attempt's number, from 1.
     pub attempt: u32,
     pub max_attempts: u32,
     pub timeout: Duration,
+    /// When the job became due: its `run_at`, or the end of the lease it
+    /// was taken back from.
+    pub due_at: SystemTime,
 }
 
 /// How an attempt ended.
@@ -339,6 +345,13 @@ impl Store {
     /// for `lease`: queued and failed jobs whose time has come, and running
     /// jobs whose worker's lease ran out. A job whose lease ran out on its
     /// last attempt is marked dead instead.
+    ///
+    /// The writes about a claimed job ([`renew`](Self::renew),
+    /// [`progress`](Self::progress), [`finish`](Self::finish),
+    /// [`release`](Self::release)) name the same `worker`, and are refused
+    /// once another claim holds the job. [`Workers`] give each claim a
+    /// `worker` of its own, so that a stale attempt is fenced out even when
+    /// the same process claimed the job again.
     pub async fn claim(
         &self,
         queue: &str,
@@ -394,14 +407,42 @@ impl Store {
         }
     }
 
-    /// Cancels a job: at once if it is waiting, by request (seen by its
-    /// worker at its next renewal) if it is running. Returns its state
-    /// after the call, or `None` if there is no such job.
+    /// Cancels a job: at once if it is waiting, by request if it is
+    /// running. The request reaches a worker in this process at once, one
+    /// in another process sharing a PostgreSQL store through `NOTIFY`, and
+    /// any other at its next lease renewal. Returns the job's state after
+    /// the call, or `None` if there is no such job.
     pub async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.cancel(id)),
+        let state = match &self.0 {
+            Backend::Memory(store) => store.cancel(id),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.cancel(id).await,
+            Backend::Sql(store) => store.cancel(id).await?,
+        };
+        if state == Some(JobState::Running) {
+            cancels::request(id);
+        }
+        Ok(state)
+    }
+
+    /// Gives a running job back unfinished, as a worker that stops does:
+    /// it is queued again at once, its lease cleared and this attempt not
+    /// counted, so the next worker takes it without waiting for the lease to
+    /// run out. False if `worker` no longer holds the job.
+    pub async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.release(id, worker)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.release(id, worker).await,
+        }
+    }
+
+    /// How many jobs of `queue` wait for a worker: queued, or failed and
+    /// waiting for their retry, due or not.
+    pub async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
+        match &self.0 {
+            Backend::Memory(store) => Ok(store.waiting(queue)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Backend::Sql(store) => store.waiting(queue).await,
         }
     }
 
@@ -499,6 +540,11 @@ impl Wakeups {
         let _ = tokio::time::timeout(at_most, self.0.changed()).await;
         self.0.mark_unchanged();
     }
+}
+
+/// A time kept as milliseconds since the Unix epoch.
+pub(crate) fn from_millis(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
 /// Times as milliseconds since the Unix epoch, as the SQL stores keep them.

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
@@ -255,16 +255,23 @@ impl SqlStore {
             Dialect::Sqlite => "",
         };
         // Jobs whose worker's lease ran out first (they have waited
-        // longest), then due ones; each through its partial index.
-        let expired = "state = 'running' AND lease_until <= $3 ORDER BY lease_until";
-        let ready = "state IN ('queued', 'failed') AND run_at <= $3 ORDER BY run_at";
+        // longest), then due ones; each through its partial index. `run_at`
+        // ends up as the time the job became due (SET reads the old row).
+        let expired = (
+            "state = 'running' AND lease_until <= $3 ORDER BY lease_until",
+            ", run_at = lease_until",
+        );
+        let ready = (
+            "state IN ('queued', 'failed') AND run_at <= $3 ORDER BY run_at",
+            "",
+        );
         let mut rows = Vec::new();
         let wheres = if sweep {
             vec![expired, ready]
         } else {
             vec![ready]
         };
-        for due in wheres {
+        for (due, due_since) in wheres {
             let left = limit - rows.len();
             if left == 0 {
                 break;
@@ -272,9 +279,9 @@ impl SqlStore {
             rows.extend(
                 sqlx::query(self.db.sql(&format!(
                     "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
-                     lease_until = $2, run_at = $3, updated_at = $3 \
+                     lease_until = $2, updated_at = $3{due_since} \
                      WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = $4 AND {due} LIMIT $5{skip_locked}) \
-                     RETURNING id, kind, payload, attempts, max_attempts, timeout_ms"
+                     RETURNING id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at"
                 )))
                 .bind(worker)
                 .bind(now + millis_of(lease))
@@ -292,11 +299,13 @@ impl SqlStore {
                 Ok(Claimed {
                     id: job_id(row, "id")?,
                     kind: get(row, "kind")?,
+                    queue: get(row, "queue")?,
                     payload: serde_json::from_str(&payload)
                         .map_err(|e| StoreError::Corrupt(format!("a payload is not JSON: {e}")))?,
                     attempt: count(row, "attempts")?,
                     max_attempts: count(row, "max_attempts")?,
                     timeout: Duration::from_millis(count(row, "timeout_ms")?.into()),
+                    due_at: time(row, "run_at")?,
                 })
             })
             .collect()
@@ -363,6 +372,33 @@ impl SqlStore {
         self.endings.write(ending).await
     }
 
+    pub(super) async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
+        let now = millis::now();
+        let done = sqlx::query(self.db.sql(
+            "UPDATE lanes_jobs SET state = 'queued', attempts = attempts - 1, worker = NULL, \
+             lease_until = NULL, run_at = $1, updated_at = $1 \
+             WHERE id = $2 AND worker = $3 AND state = 'running'",
+        ))
+        .bind(now)
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&self.db.worker_pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query(self.db.sql(
+            "SELECT COUNT(*) AS waiting FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')",
+        ))
+        .bind(queue)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(database)?;
+        Ok(u64::try_from(get::<i64>(&row, "waiting")?).unwrap_or(0))
+    }
+
     pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
         let now = millis::now();
         let id = id.to_string();
@@ -388,8 +424,20 @@ impl SqlStore {
             .fetch_optional(&self.db.pool)
             .await
             .map_err(database)?;
-        row.map(|row| state(&get::<String>(&row, "state")?))
-            .transpose()
+        let state = row
+            .map(|row| state(&get::<String>(&row, "state")?))
+            .transpose()?;
+        if let (Some(JobState::Running), Some((_, channel))) = (state, &self.db.notify) {
+            // Its worker may run in another instance; one in this process
+            // hears of it from the store handle (`cancels.rs`).
+            sqlx::query(self.db.sql("SELECT pg_notify($1, $2)::text AS notified"))
+                .bind(cancels_channel(channel))
+                .bind(&id)
+                .execute(&self.db.pool)
+                .await
+                .map_err(database)?;
+        }
+        Ok(state)
     }
 
     pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
@@ -604,8 +652,15 @@ impl GroupWrite for Ending {
     }
 }
 
+/// The channel cancellation requests of a store are notified on, beside
+/// its enqueues' `channel`.
+fn cancels_channel(channel: &str) -> String {
+    format!("{channel}_cancels")
+}
+
 /// Forwards every `NOTIFY` on `channel` (an enqueue by any instance) to
-/// `enqueued`, reconnecting when the connection drops.
+/// `enqueued`, and every cancellation request to the attempt running it in
+/// this process, if any; reconnects when the connection drops.
 #[cfg(feature = "postgres")]
 async fn listen(
     url: String,
@@ -615,10 +670,19 @@ async fn listen(
     let mut listener = sqlx::postgres::PgListener::connect(&url)
         .await
         .map_err(database)?;
-    listener.listen(&channel).await.map_err(database)?;
+    let cancels = cancels_channel(&channel);
+    listener
+        .listen_all([channel.as_str(), cancels.as_str()])
+        .await
+        .map_err(database)?;
     tokio::spawn(async move {
         loop {
             match listener.try_recv().await {
+                Ok(Some(notification)) if notification.channel() == cancels => {
+                    if let Ok(id) = notification.payload().parse() {
+                        super::cancels::request(id);
+                    }
+                }
                 Ok(Some(_)) => enqueued.send_modify(|count| *count += 1),
                 // The connection dropped; the listener reconnects on the
                 // next call. Wake the workers: they may have missed jobs.
@@ -658,11 +722,7 @@ fn job_id(row: &AnyRow, column: &str) -> Result<JobId, StoreError> {
 }
 
 fn time(row: &AnyRow, column: &str) -> Result<SystemTime, StoreError> {
-    get::<i64>(row, column).map(from_millis)
-}
-
-fn from_millis(millis: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+    get::<i64>(row, column).map(super::from_millis)
 }
 
 fn state(text: &str) -> Result<JobState, StoreError> {
@@ -697,6 +757,6 @@ fn job(row: &AnyRow) -> Result<Job, StoreError> {
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         run_at: time(row, "run_at")?,
-        finished_at: get::<Option<i64>>(row, "finished_at")?.map(from_millis),
+        finished_at: get::<Option<i64>>(row, "finished_at")?.map(super::from_millis),
     })
 }

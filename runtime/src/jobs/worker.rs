@@ -5,17 +5,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::cancels::CancelRequests;
 use super::kind::{JobFuture, JobKind};
 use super::state::{StartError, States, WorkerState};
 use super::{Claimed, Finish, JobId, Lease, Store};
+use crate::detached::Detached;
 use crate::lane::blocking::AbortOnDrop;
+use crate::stats::{JobFigures, JobOutcome, RunningJob};
 
 pub(crate) type Outcome = Result<Option<serde_json::Value>, Failure>;
 type RunFn = dyn Fn(JobContext, serde_json::Value) -> JobFuture + Send + Sync;
@@ -30,14 +34,13 @@ pub(crate) enum Failure {
 }
 
 /// What a running job sees: its id and attempt, a way to report progress,
-/// and whether its cancellation was requested.
+/// and whether it should stop.
 #[derive(Clone, Debug)]
 pub struct JobContext {
     id: JobId,
     attempt: u32,
-    store: Store,
-    worker: Arc<str>,
-    cancel: watch::Receiver<bool>,
+    progress: Arc<watch::Sender<Option<(u8, String)>>>,
+    stop: watch::Receiver<bool>,
     /// Where the job's `State<T>` arguments come from.
     pub(super) states: States,
 }
@@ -52,39 +55,30 @@ impl JobContext {
         self.attempt
     }
 
-    /// Records progress, 0 to 100, with a message for the job's status.
-    /// A failure to record it is logged, not returned: progress is advice.
-    pub async fn progress(&self, percent: u8, message: impl Into<String>) {
-        let message = message.into();
-        if let Err(error) = self
-            .store
-            .progress(self.id, &self.worker, percent, Some(&message))
-            .await
-        {
-            tracing::warn!(job = %self.id, %error, "lanes: could not record a job's progress");
-        }
+    /// Records progress, 0 to 100, with a message for the job's status. It
+    /// returns at once, in async and in sync bodies alike: the worker
+    /// writes the latest report to the store (reports made while it writes
+    /// one are merged into the next), and a report the store refuses is
+    /// logged, not returned, since progress is advice.
+    pub fn progress(&self, percent: u8, message: impl Into<String>) {
+        self.progress
+            .send_replace(Some((percent.min(100), message.into())));
     }
 
-    /// [`progress`](Self::progress) for a synchronous job fn, which runs
-    /// on the blocking lane.
-    ///
-    /// # Panics
-    /// When called from async code (it blocks the thread until the
-    /// progress is stored); there, await [`progress`](Self::progress).
-    pub fn progress_blocking(&self, percent: u8, message: impl Into<String>) {
-        tokio::runtime::Handle::current().block_on(self.progress(percent, message));
-    }
-
-    /// Whether the job's cancellation was requested (seen at the worker's
-    /// next lease renewal).
+    /// Whether this attempt should stop: its job's cancellation was
+    /// requested, it ran past its timeout, or the workers' shutdown
+    /// deadline passed. An async body is dropped at its next `.await` then;
+    /// a sync body cannot be stopped from outside, so a long one should
+    /// look here between steps and return.
     pub fn is_cancelled(&self) -> bool {
-        *self.cancel.borrow()
+        *self.stop.borrow()
     }
 
-    /// Resolves once the job's cancellation is requested.
+    /// Resolves once this attempt should stop (see
+    /// [`is_cancelled`](Self::is_cancelled)).
     pub async fn cancelled(&self) {
-        let mut cancel = self.cancel.clone();
-        let _ = cancel.wait_for(|cancelled| *cancelled).await;
+        let mut stop = self.stop.clone();
+        let _ = stop.wait_for(|stop| *stop).await;
     }
 }
 
@@ -289,9 +283,18 @@ impl Registry {
 #[derive(Debug)]
 pub struct Workers {
     stop: watch::Sender<bool>,
+    release: watch::Sender<bool>,
     loops: JoinSet<()>,
     running: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 }
+
+/// How long the jobs still running at the shutdown deadline get to write
+/// their release.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// How often each queue's waiting jobs are counted, for
+/// `lanes_jobs_waiting` and [`crate::stats`].
+const COUNT_WAITING_EVERY: Duration = Duration::from_secs(5);
 
 impl Workers {
     /// Starts taking jobs from `store` on the current tokio runtime.
@@ -307,6 +310,7 @@ impl Workers {
     ) -> Result<Workers, StartError> {
         let worker: Arc<str> = format!("{}-{}", std::process::id(), JobId::random()).into();
         let (stop, stopped) = watch::channel(false);
+        let (release, released) = watch::channel(false);
         let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
         let running = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let queues = config.queues.clone().unwrap_or_else(|| {
@@ -322,9 +326,16 @@ impl Workers {
             registry,
             config,
             worker,
+            claims: AtomicU64::new(0),
+            released,
         });
         let mut loops = JoinSet::new();
         for queue in queues {
+            loops.spawn(count_waiting(
+                shared.clone(),
+                queue.clone(),
+                stopped.clone(),
+            ));
             loops.spawn(claim_loop(
                 shared.clone(),
                 queue,
@@ -335,14 +346,21 @@ impl Workers {
         }
         Ok(Workers {
             stop,
+            release,
             loops,
             running,
         })
     }
 
-    /// Stops taking jobs, and lets the running ones finish within
-    /// `deadline`. Jobs still running then are stopped and will run again
-    /// (their lease runs out); jobs not yet taken stay queued.
+    /// Stops taking jobs at once, and lets the running ones finish within
+    /// `deadline`. Jobs still running then are released: queued again at
+    /// once, this attempt not counted, so that the next worker (in this
+    /// process or another) resumes them without waiting for their lease to
+    /// run out. Jobs not yet taken stay queued.
+    ///
+    /// A sync body still running at the deadline cannot be stopped; its job
+    /// is released all the same, and whatever it writes later is refused
+    /// (the release ended its claim).
     pub async fn shutdown(mut self, deadline: Duration) {
         let _ = self.stop.send(true);
         while self.loops.join_next().await.is_some() {}
@@ -351,10 +369,24 @@ impl Workers {
             while running.join_next().await.is_some() {}
         })
         .await;
-        if drained.is_err() {
+        if drained.is_ok() {
+            return;
+        }
+        let jobs = running.len();
+        let _ = self.release.send(true);
+        let released = tokio::time::timeout(RELEASE_WAIT, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if released.is_ok() {
+            tracing::info!(
+                jobs,
+                "lanes: jobs still running at the shutdown deadline were released; the next worker resumes them at once"
+            );
+        } else {
             tracing::warn!(
                 jobs = running.len(),
-                "lanes: jobs still running at the shutdown deadline were stopped; they will run again"
+                "lanes: jobs still running at the shutdown deadline could not all be released; the rest run again once their lease runs out"
             );
             running.shutdown().await;
         }
@@ -367,6 +399,36 @@ struct Shared {
     registry: Registry,
     config: WorkerConfig,
     worker: Arc<str>,
+    /// Claims made so far, for each claim's own `worker` string.
+    claims: AtomicU64,
+    /// True from the shutdown deadline: running attempts release their jobs.
+    released: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// The `worker` a claim names: this worker's id and the claim's number,
+    /// so that the writes of a stale attempt are refused once the job is
+    /// claimed again, by this process or another.
+    fn claimant(&self) -> Arc<str> {
+        let claim = self.claims.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{claim}", self.worker).into()
+    }
+}
+
+/// Counts `queue`'s waiting jobs every [`COUNT_WAITING_EVERY`].
+async fn count_waiting(shared: Arc<Shared>, queue: String, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match shared.store.waiting(&queue).await {
+            Ok(jobs) => crate::stats::record_waiting(&queue, jobs),
+            Err(error) => {
+                tracing::debug!(%error, queue, "lanes: could not count a queue's waiting jobs");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(COUNT_WAITING_EVERY) => {}
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+        }
+    }
 }
 
 async fn claim_loop(
@@ -391,9 +453,10 @@ async fn claim_loop(
         };
         let available = slots.available_permits() + 1;
         drop(free);
+        let claimant = shared.claimant();
         let claimed = match shared
             .store
-            .claim(&queue, &shared.worker, shared.config.lease, available)
+            .claim(&queue, &claimant, shared.config.lease, available)
             .await
         {
             Ok(claimed) => claimed,
@@ -419,8 +482,9 @@ async fn claim_loop(
         for job in claimed {
             let slot = slots.clone().acquire_owned().await.expect("never closed");
             let shared = shared.clone();
+            let claimant = claimant.clone();
             running.spawn(async move {
-                run(&shared, job).await;
+                Attempt::begin(&shared, job, claimant).run().await;
                 drop(slot);
             });
         }
@@ -429,88 +493,299 @@ async fn claim_loop(
     }
 }
 
-/// Runs one claimed job to its end and records it.
-async fn run(shared: &Shared, job: Claimed) {
-    let Claimed {
-        id,
-        kind,
-        payload,
-        attempt,
-        max_attempts,
-        timeout,
-        ..
-    } = job;
-    let store = &shared.store;
-    let worker = &*shared.worker;
-    let Some(run) = shared.registry.kinds.get(&kind).cloned() else {
-        let error = format!("no job kind `{kind}` is registered in this worker");
-        record(store, id, worker, Finish::Dead { error }).await;
-        return;
-    };
-    let (cancel, cancelled) = watch::channel(false);
-    let context = JobContext {
-        id,
-        attempt,
-        store: store.clone(),
-        worker: shared.worker.clone(),
-        cancel: cancelled,
-        states: shared.config.states.clone(),
-    };
-    // Aborted with this attempt: at the shutdown deadline, or when the
-    // lease is lost.
-    let mut task = AbortOnDrop(tokio::spawn(tokio::time::timeout(
-        timeout,
-        run(context, payload).0,
-    )));
-    let renew_every = shared.config.lease / 3;
-    let ended = loop {
-        tokio::select! {
-            ended = &mut task => break Some(ended),
-            _ = tokio::time::sleep(renew_every) => {
-                match store.renew(id, worker, shared.config.lease).await {
-                    Ok(Lease::Held) => {}
-                    Ok(Lease::CancelRequested) => drop(cancel.send(true)),
-                    Ok(Lease::Lost) => break None,
-                    Err(error) => tracing::warn!(job = %id, %error, "lanes: could not renew a job's lease"),
+/// How a supervised attempt stopped.
+enum Stopped {
+    /// The job's fn returned, panicked or was aborted.
+    Returned(Result<Outcome, tokio::task::JoinError>),
+    TimedOut,
+    CancelRequested,
+    /// The shutdown deadline passed: the job goes back to the queue.
+    Released,
+    /// Another claim holds the job now.
+    Lost,
+}
+
+/// One claimed job, run to its end: the worker's side of an attempt keeps
+/// the lease alive, writes progress, hears cancellation, enforces the
+/// timeout, and records how the attempt ended. It holds its slot and its
+/// lease until every pool-thread body the attempt started has returned, so
+/// that a retry never runs beside a timed-out body.
+struct Attempt<'a> {
+    shared: &'a Shared,
+    job: Claimed,
+    claimant: Arc<str>,
+}
+
+/// What an attempt waits on besides its body.
+struct Watches {
+    renewals: tokio::time::Interval,
+    released: watch::Receiver<bool>,
+}
+
+/// How the pool-thread bodies of a stopped attempt ended.
+enum Outlived {
+    /// They returned, this long after the attempt stopped.
+    Returned(Duration),
+    Released,
+    Lost,
+}
+
+impl<'a> Attempt<'a> {
+    fn begin(shared: &'a Shared, job: Claimed, claimant: Arc<str>) -> Attempt<'a> {
+        Attempt {
+            shared,
+            job,
+            claimant,
+        }
+    }
+
+    async fn run(mut self) {
+        let renew_every = self.shared.config.lease / 3;
+        let mut renewals =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watches = Watches {
+            renewals,
+            released: self.shared.released.clone(),
+        };
+        let (id, attempt) = (self.job.id, self.job.attempt);
+        let figures = JobFigures::of(&self.job.kind, &self.job.queue);
+        let waited = SystemTime::now()
+            .duration_since(self.job.due_at)
+            .unwrap_or_default();
+        let mut counted = figures.started(waited);
+        let Some(run) = self.shared.registry.kinds.get(&self.job.kind).cloned() else {
+            let error = format!(
+                "no job kind `{}` is registered in this worker",
+                self.job.kind
+            );
+            self.end(Finish::Dead { error }, &mut counted).await;
+            return;
+        };
+        let mut cancel_requests = CancelRequests::listen(id);
+        let (stop, stopping) = watch::channel(false);
+        // Kept here too, so that the last report can be read once the body
+        // (and its context) is gone.
+        let progress = Arc::new(watch::Sender::new(None));
+        let mut progressed = progress.subscribe();
+        let context = JobContext {
+            id,
+            attempt,
+            progress: progress.clone(),
+            stop: stopping,
+            states: self.shared.config.states.clone(),
+        };
+        let detached = Detached::new();
+        let payload = std::mem::take(&mut self.job.payload);
+        let started = Instant::now();
+        // Aborted with this attempt's supervisor too (the runtime shuts down).
+        let mut task = AbortOnDrop(tokio::spawn(detached.scope(run(context, payload).0)));
+        let expiry = tokio::time::sleep(self.job.timeout);
+        tokio::pin!(expiry);
+        let stopped = loop {
+            tokio::select! {
+                biased;
+                ended = &mut task => break Stopped::Returned(ended),
+                () = &mut expiry => break Stopped::TimedOut,
+                () = until_set(&mut watches.released) => break Stopped::Released,
+                () = cancel_requests.requested() => break Stopped::CancelRequested,
+                _ = watches.renewals.tick() => match self.renew().await {
+                    Some(Lease::CancelRequested) => break Stopped::CancelRequested,
+                    Some(Lease::Lost) => break Stopped::Lost,
+                    _ => {}
+                },
+                Ok(()) = progressed.changed() => self.write_progress(&progressed).await,
+            }
+        };
+        let how = match stopped {
+            Stopped::Returned(ended) => {
+                if progressed.has_changed().unwrap_or(false) {
+                    self.write_progress(&progressed).await;
+                }
+                match ended {
+                    Ok(Ok(result)) => Finish::Succeeded(result),
+                    Ok(Err(Failure::Payload(error))) => Finish::Dead { error },
+                    Ok(Err(Failure::Error(error))) => self.failed(error),
+                    Err(joined) if joined.is_panic() => {
+                        self.failed(format!("panicked: {}", panic_message(joined.into_panic())))
+                    }
+                    Err(_) => self.failed("stopped".to_owned()),
+                }
+            }
+            Stopped::TimedOut | Stopped::CancelRequested => {
+                // A sync body sees this through `is_cancelled`; an async one
+                // is dropped.
+                stop.send_replace(true);
+                task.0.abort();
+                let _ = (&mut task).await;
+                let overran = match self.outlive(&detached, &mut watches).await {
+                    Outlived::Returned(overran) => overran,
+                    Outlived::Released => {
+                        self.release(&mut counted).await;
+                        return;
+                    }
+                    Outlived::Lost => return,
+                };
+                if matches!(stopped, Stopped::CancelRequested) {
+                    Finish::Cancelled
+                } else {
+                    let limit = self.job.timeout;
+                    let mut error = format!("timed out after {}", seconds(limit));
+                    if overran >= Duration::from_millis(100) {
+                        error.push_str(&format!("; the body ran {} longer", seconds(overran)));
+                    }
+                    self.failed(error)
+                }
+            }
+            Stopped::Released => {
+                stop.send_replace(true);
+                self.release(&mut counted).await;
+                return;
+            }
+            Stopped::Lost => {
+                tracing::warn!(
+                    kind = self.job.kind,
+                    job = %id,
+                    attempt,
+                    "lanes: a job's lease ran out while it ran and another worker took it; this attempt's outcome is dropped"
+                );
+                return;
+            }
+        };
+        tracing::trace!(job = %id, ran_ms = started.elapsed().as_millis(), "lanes: a job attempt ended");
+        self.end(how, &mut counted).await;
+    }
+
+    /// Keeps the lease while pool-thread bodies of this attempt run on
+    /// after it stopped.
+    async fn outlive(&self, detached: &Detached, watches: &mut Watches) -> Outlived {
+        let since = Instant::now();
+        loop {
+            tokio::select! {
+                () = detached.finished() => return Outlived::Returned(since.elapsed()),
+                () = until_set(&mut watches.released) => return Outlived::Released,
+                _ = watches.renewals.tick() => {
+                    if self.renew().await == Some(Lease::Lost) {
+                        return Outlived::Lost;
+                    }
                 }
             }
         }
-    };
-    let Some(ended) = ended else {
-        // Another worker holds the job now; this attempt's outcome is moot.
-        return;
-    };
-    let error = match ended {
-        Ok(Ok(Ok(result))) => {
-            record(store, id, worker, Finish::Succeeded(result)).await;
+    }
+
+    /// Renews the lease; `None` when the store could not be reached (the
+    /// lease may still hold until it runs out).
+    async fn renew(&self) -> Option<Lease> {
+        let renewed = self
+            .shared
+            .store
+            .renew(self.job.id, &self.claimant, self.shared.config.lease)
+            .await;
+        match renewed {
+            Ok(lease) => Some(lease),
+            Err(error) => {
+                tracing::warn!(job = %self.job.id, %error, "lanes: could not renew a job's lease");
+                None
+            }
+        }
+    }
+
+    async fn write_progress(&self, progressed: &watch::Receiver<Option<(u8, String)>>) {
+        let Some((percent, message)) = progressed.borrow().clone() else {
             return;
+        };
+        let written = self
+            .shared
+            .store
+            .progress(self.job.id, &self.claimant, percent, Some(&message))
+            .await;
+        if let Err(error) = written {
+            tracing::warn!(job = %self.job.id, %error, "lanes: could not record a job's progress");
         }
-        Ok(Ok(Err(Failure::Payload(error)))) => {
-            record(store, id, worker, Finish::Dead { error }).await;
-            return;
+    }
+
+    /// A failed attempt: retried while attempts are left, else dead.
+    fn failed(&self, error: String) -> Finish {
+        if self.job.attempt >= self.job.max_attempts {
+            Finish::Dead { error }
+        } else {
+            let at = SystemTime::now() + self.shared.config.retry_delay(self.job.attempt);
+            Finish::Retry { error, at }
         }
-        Ok(Ok(Err(Failure::Error(error)))) => error,
-        Ok(Err(_)) => format!("timed out after {} s", timeout.as_secs_f64()),
-        Err(joined) if joined.is_panic() => {
-            format!("panicked: {}", panic_message(joined.into_panic()))
+    }
+
+    /// Records how the attempt ended, and tells the operator of a failure.
+    async fn end(&self, how: Finish, counted: &mut RunningJob) {
+        let (kind, id, attempt) = (&self.job.kind, self.job.id, self.job.attempt);
+        let outcome = match &how {
+            Finish::Succeeded(_) => JobOutcome::Succeeded,
+            Finish::Cancelled => {
+                tracing::info!(kind, job = %id, attempt, "lanes: a job was cancelled while it ran");
+                JobOutcome::Cancelled
+            }
+            Finish::Retry { error, at } => {
+                let retry_in = at.duration_since(SystemTime::now()).unwrap_or_default();
+                tracing::warn!(
+                    kind,
+                    job = %id,
+                    attempt,
+                    max_attempts = self.job.max_attempts,
+                    error,
+                    retry_in_ms = retry_in.as_millis(),
+                    "lanes: a job's attempt failed; it will run again"
+                );
+                JobOutcome::Retried
+            }
+            Finish::Dead { error } => {
+                tracing::error!(
+                    kind,
+                    job = %id,
+                    attempt,
+                    error,
+                    "lanes: a job is dead; it will not run again"
+                );
+                JobOutcome::Dead
+            }
+        };
+        counted.ended(outcome);
+        match self.shared.store.finish(id, &self.claimant, how).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                kind,
+                job = %id,
+                attempt,
+                "lanes: a job's outcome was not recorded: another worker holds it now"
+            ),
+            // The lease runs out and the job runs again: at least once.
+            Err(error) => {
+                tracing::warn!(kind, job = %id, %error, "lanes: could not record how a job ended; it runs again once its lease runs out");
+            }
         }
-        Err(_) => "stopped".to_owned(),
-    };
-    let how = if *cancel.borrow() {
-        Finish::Cancelled
-    } else if attempt >= max_attempts {
-        Finish::Dead { error }
-    } else {
-        let at = SystemTime::now() + shared.config.retry_delay(attempt);
-        Finish::Retry { error, at }
-    };
-    record(store, id, worker, how).await;
+    }
+
+    /// Gives the job back to the queue at the shutdown deadline.
+    async fn release(&self, counted: &mut RunningJob) {
+        counted.ended(JobOutcome::Released);
+        let id = self.job.id;
+        if let Err(error) = self.shared.store.release(id, &self.claimant).await {
+            tracing::warn!(job = %id, %error, "lanes: could not release a job at shutdown; it runs again once its lease runs out");
+        }
+    }
 }
 
-async fn record(store: &Store, id: JobId, worker: &str, how: Finish) {
-    if let Err(error) = store.finish(id, worker, how).await {
-        // The lease runs out and the job runs again: at least once.
-        tracing::warn!(job = %id, %error, "lanes: could not record how a job ended");
+/// Resolves once `flag` is true (never, if its sender is gone first).
+async fn until_set(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds >= 10.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{seconds:.1} s")
     }
 }
 

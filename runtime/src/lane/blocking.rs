@@ -17,10 +17,12 @@ where
     let lanes = lanes();
     let queued = site.queue();
     let admitted = admit(site, &lanes.blocking, lanes.settings.blocking_max_wait).await;
+    let detached = crate::detached::hold();
     // The places travel with the call: a caller that goes away does not free
     // a slot while its call still runs.
     let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
+        let _detached = detached;
         let _running = queued.start();
         f()
     }));

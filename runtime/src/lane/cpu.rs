@@ -40,8 +40,10 @@ where
     R: Send + 'static,
 {
     let (sender, receiver) = oneshot::channel();
+    let detached = crate::detached::hold();
     let job = move || {
         let _admitted = admitted;
+        let _detached = detached;
         if sender.is_closed() {
             return;
         }

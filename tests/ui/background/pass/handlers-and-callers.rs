@@ -18,7 +18,7 @@ struct Signup {
 /// Docs stay on the fn.
 #[background(queue = "emails", retries = 5, timeout = "30s")]
 pub async fn welcome(Form(Signup { email, name }): Form<Signup>, job: JobContext) -> std::io::Result<()> {
-    job.progress(10, format!("writing to {name} <{email}>")).await;
+    job.progress(10, format!("writing to {name} <{email}>"));
     if job.is_cancelled() {
         return Err(std::io::Error::other("cancelled"));
     }
@@ -32,7 +32,7 @@ fn render(
     Json(mut pages): Json<Vec<u8>>,
 ) -> Result<String, String> {
     pages.push(0);
-    job.progress_blocking(50, "half");
+    job.progress(50, "half");
     Ok(format!("{team}-{year}-{}", pages.len()))
 }
 
