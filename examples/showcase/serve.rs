@@ -108,11 +108,12 @@ impl Draining {
     pub async fn finish(self, deadline: Duration) -> Drained {
         let open_now = || self.max_connections - self.connections.available_permits();
         let open = open_now();
-        let _ = tokio::time::timeout(deadline, self.graceful.shutdown()).await;
-        Drained {
-            open,
-            left: open_now(),
-        }
+        let left = match tokio::time::timeout(deadline, self.graceful.shutdown()).await {
+            Ok(()) => 0,
+            // Counted by the permits their tasks still hold.
+            Err(_) => open_now(),
+        };
+        Drained { open, left }
     }
 }
 

@@ -13,6 +13,7 @@ use lanes_showcase::{BODY_DEADLINE, EXPORT_RUNS, HEADER_READ_TIMEOUT, JOB_LEASE}
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 /// The binary's drain deadline (`main.rs`).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -31,6 +32,8 @@ struct Showcase {
     printed: Vec<String>,
     /// Its log (stderr), shown when an assertion fails.
     log: Arc<Mutex<String>>,
+    /// Reads the log until the process closes it.
+    log_reader: Option<JoinHandle<()>>,
 }
 
 impl Showcase {
@@ -46,7 +49,7 @@ impl Showcase {
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = BufReader::new(child.stderr.take().expect("a piped stderr")).lines();
         let written = log.clone();
-        tokio::spawn(async move {
+        let log_reader = tokio::spawn(async move {
             while let Ok(Some(line)) = stderr.next_line().await {
                 let mut log = written.lock().unwrap();
                 log.push_str(&line);
@@ -74,6 +77,7 @@ impl Showcase {
             addr,
             printed,
             log,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -92,10 +96,16 @@ impl Showcase {
         assert_eq!(sent, 0, "SIGTERM was sent");
     }
 
-    /// Waits for the process to end, at most `limit`.
+    /// Waits for the process to end, at most `limit`, and for the last
+    /// lines of its log.
     async fn exit_within(&mut self, limit: Duration) -> ExitStatus {
         match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
+            Ok(status) => {
+                if let Some(reader) = self.log_reader.take() {
+                    reader.await.unwrap();
+                }
+                status.unwrap()
+            }
             Err(_) => panic!(
                 "the showcase still runs {} s after it was asked to stop; its log:\n{}",
                 limit.as_secs(),
@@ -255,7 +265,7 @@ async fn the_binary_prints_the_readme_commands_for_its_address() {
 }
 
 #[tokio::test]
-async fn sigterm_during_exports_exits_0_by_the_deadline_and_a_restart_finishes_them() {
+async fn a_sigterm_during_exports_exits_0_by_the_deadline_and_a_restart_finishes_them() {
     let data = data_folder("sigterm");
     let client = reqwest::Client::new();
     let mut showcase = Showcase::start(&data).await;
@@ -337,6 +347,34 @@ async fn sigkill_then_a_restart_resumes_the_exports() {
 }
 
 #[tokio::test]
+async fn a_second_sigterm_stops_at_once() {
+    let data = data_folder("second-signal");
+    let mut showcase = Showcase::start(&data).await;
+    // Holds the drain until the header timeout.
+    let mut slow_head = TcpStream::connect(&showcase.addr).await.unwrap();
+    slow_head
+        .write_all(b"GET /health HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    showcase.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    showcase.terminate();
+    let status = showcase.exit_within(HEADER_READ_TIMEOUT / 2).await;
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the status of a process SIGTERM ended"
+    );
+    assert!(
+        showcase.log().contains("SIGTERM received again"),
+        "{}",
+        showcase.log()
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
 async fn a_slow_client_does_not_hold_the_shutdown() {
     let data = data_folder("slow-client");
     let mut showcase = Showcase::start(&data).await;
@@ -375,9 +413,21 @@ async fn a_slow_client_does_not_hold_the_shutdown() {
 }
 
 #[tokio::test]
-async fn half_open_connections_neither_stop_health_nor_stay_open() {
+async fn half_open_and_idle_connections_neither_stop_health_nor_stay_open() {
     let data = data_folder("half-open");
     let mut showcase = Showcase::start(&data).await;
+    // A kept-alive connection that goes idle after one request.
+    let mut idle = TcpStream::connect(&showcase.addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\nok\n") {
+        let mut chunk = [0; 256];
+        let read = idle.read(&mut chunk).await.unwrap();
+        assert_ne!(read, 0, "the answer to a kept-alive request ends early");
+        answer.extend_from_slice(&chunk[..read]);
+    }
     let opened = Instant::now();
     let mut half_open = Vec::new();
     for _ in 0..300 {
@@ -417,6 +467,15 @@ async fn half_open_connections_neither_stop_health_nor_stay_open() {
         0,
         "connections still open {} s after their half request",
         (HEADER_READ_TIMEOUT + MARGIN).as_secs()
+    );
+    let idle_end = tokio::time::timeout_at(
+        (opened + HEADER_READ_TIMEOUT + MARGIN).into(),
+        idle.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        idle_end.is_ok(),
+        "the idle kept-alive connection stays open"
     );
     showcase.terminate();
     assert!(
