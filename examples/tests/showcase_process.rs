@@ -291,17 +291,12 @@ async fn a_sigterm_during_exports_exits_0_by_the_deadline_and_a_restart_finishes
     }
     showcase.all_running(&client, &released).await;
 
-    let signalled = Instant::now();
     showcase.terminate();
     let status = showcase.exit_within(DRAIN_DEADLINE + MARGIN).await;
     assert!(
         status.success(),
         "exit status {status} after SIGTERM; log:\n{}",
         showcase.log()
-    );
-    assert!(
-        signalled.elapsed() < DRAIN_DEADLINE + MARGIN,
-        "stopped within the deadline"
     );
 
     let restarted = Showcase::start(&data).await;
@@ -470,7 +465,7 @@ async fn half_open_and_idle_connections_neither_stop_health_nor_stay_open() {
     );
     let idle_end = tokio::time::timeout_at(
         (opened + HEADER_READ_TIMEOUT + MARGIN).into(),
-        idle.read_to_end(&mut answer),
+        idle.read_to_end(&mut Vec::new()),
     )
     .await;
     assert!(
@@ -516,20 +511,38 @@ async fn names_and_bodies_past_the_limits_are_refused_with_the_rule() {
         .unwrap();
     assert_eq!(response.status(), 400);
 
-    let sign_up = |name: String| {
+    let sign_up = |name: String, password: String| {
         client
             .post(showcase.url("/users"))
-            .json(&serde_json::json!({"name": name, "password": "correct horse battery staple"}))
+            .json(&serde_json::json!({"name": name, "password": password}))
             .send()
     };
-    let response = sign_up("b".repeat(65)).await.unwrap();
-    assert_eq!(response.status(), 422);
-    assert_eq!(
-        response.text().await.unwrap(),
-        "a user name is 1 to 64 letters, digits or `-`\n"
-    );
-    let response = sign_up("c".repeat(1_900_000)).await.unwrap();
+    let password = || "correct horse battery staple".to_owned();
+    for (name, password, rule) in [
+        (
+            "b".repeat(65),
+            password(),
+            "a user name is 1 to 64 letters, digits or `-`\n",
+        ),
+        (
+            "ada".to_owned(),
+            "d".repeat(257),
+            "a password is 8 to 256 characters\n",
+        ),
+    ] {
+        let response = sign_up(name, password).await.unwrap();
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.text().await.unwrap(), rule);
+    }
+    let response = sign_up("c".repeat(1_900_000), password()).await.unwrap();
     assert_eq!(response.status(), 413, "a 1.9 MB body is too large");
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("length limit exceeded")
+    );
     showcase.terminate();
     assert!(
         showcase
