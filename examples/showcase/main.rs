@@ -10,8 +10,9 @@
 //!
 //! At SIGTERM or Ctrl-C it stops accepting, and at once, side by side, lets
 //! the open requests finish and the running exports end, each for at most
-//! [`DRAIN_DEADLINE`]; exports not yet started stay queued for the next
-//! start. Then it exits with status 0. A second signal ends it at once.
+//! [`DRAIN_DEADLINE`]; exports not yet started stay queued, and those still
+//! running then are released, so that the next start resumes them at once.
+//! Then it exits with status 0. A second signal ends it at once.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -37,8 +38,9 @@ fn main() -> ExitCode {
         }
     };
     let served = runtime.block_on(serve());
-    // An export stopped at the deadline keeps its blocking thread until its
-    // fn returns; it must not hold the exit (the job runs again).
+    // An export released at the deadline keeps its blocking thread until
+    // its fn returns; that must not hold the exit (the next start resumes
+    // the job).
     runtime.shutdown_timeout(Duration::from_secs(1));
     match served {
         Ok(()) => ExitCode::SUCCESS,
