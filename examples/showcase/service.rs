@@ -1,7 +1,8 @@
 //! The showcase service: a small axum app in which every route runs on the
 //! lane that fits its work. `main.rs` serves it on 127.0.0.1:3000; the
 //! end-to-end test (`tests/showcase.rs`) serves it on a free port and walks
-//! the README's `curl` session against it.
+//! the README's `curl` session against it, and `tests/showcase_process.rs`
+//! runs the binary itself: signals, restarts, abusive clients.
 //!
 //! | route | lane | why |
 //! |---|---|---|
@@ -15,13 +16,21 @@
 //! | `GET /rates/{currency}` | `#[io_bound]`, wrongly | a vendor call that blocks where no macro can see: the watchdog reports it |
 //! | `POST /exports/{name}` | `#[background]` | a durable job, answered `202` and followed at `/jobs/{id}` |
 //! | `GET /metrics`, `GET /lanes/stats` | `#[io_bound]` | Prometheus text, and the same figures as JSON |
+//!
+//! Names (of users, reports and exports) are 1 to 64 ASCII letters, digits
+//! or `-`; request bodies are at most 16 KiB and must arrive within 10 s
+//! ([`serve_until`] bounds the rest: headers, idle connections, their
+//! number); files are written whole, to a temporary name then renamed.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod serve;
+
+use std::io::Write;
+use std::path::{Path as FilePath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,14 +40,32 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
+
+pub use serve::{Drained, Draining, HEADER_READ_TIMEOUT, serve_until};
 
 /// The users' database, in the data folder: written by sqlx, read by sqlx
 /// and, for reports, by rusqlite.
 const USERS_DB: &str = "users.db";
 
-/// The data folder of the running service: background jobs cannot take
-/// the app's state (their arguments are stored), so they find it here.
-static DATA: OnceLock<PathBuf> = OnceLock::new();
+/// The largest request body: the JSON of a sign-up is far smaller.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// How long a client has to send a request's whole body.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a running job stays claimed without its worker renewing the
+/// claim: the jobs of a killed instance run again after it (the lanes'
+/// default, 30 s, is long to wait for in a demonstration).
+pub const JOB_LEASE: Duration = Duration::from_secs(5);
+
+/// The longest name of a user, a report or an export.
+const NAME_LIMIT: usize = 64;
+
+/// Each run of an export appends `started {job id}` to this file, in the
+/// data folder, and `finished {job id}` once its file is written: a record
+/// of which jobs ran, and how often.
+pub const EXPORT_RUNS: &str = "exports/runs.log";
 
 /// The service, started by [`Showcase::open`].
 #[derive(Debug)]
@@ -77,8 +104,6 @@ impl Showcase {
     /// database, the reports, and the job store; configures the lanes with
     /// that store and installs the Prometheus recorder. Once per process.
     pub async fn open(data: PathBuf) -> Result<Showcase, StartError> {
-        DATA.set(data.clone())
-            .map_err(|_| StartError("the showcase is already open in this process".to_owned()))?;
         tokio::fs::create_dir_all(data.join("reports"))
             .await
             .map_err(|e| cannot_open("the data folder", e))?;
@@ -132,9 +157,14 @@ impl Showcase {
         })
     }
 
-    /// Starts the workers that run the `#[background]` exports.
+    /// Starts the workers that run the `#[background]` exports, with a
+    /// lease of [`JOB_LEASE`], and the app's state for the jobs that take
+    /// it.
     pub async fn start_workers(&self) -> Result<Workers, lanes::jobs::StartError> {
-        lanes::jobs::start_workers(WorkerConfig::default()).await
+        let config = WorkerConfig::default()
+            .lease(JOB_LEASE)
+            .state(self.state.clone());
+        lanes::jobs::start_workers(config).await
     }
 
     /// Every route, each on its lane.
@@ -147,7 +177,7 @@ impl Showcase {
             .route("/reports/{name}", get(read_report).post(write_report))
             .route("/legacy/{key}", get(legacy_lookup))
             .route("/rates/{currency}", get(exchange_rate))
-            .route("/exports/{name}", post(export_reports))
+            .route("/exports/{name}", post(start_export))
             .route("/metrics", get(metrics))
             .route("/lanes/stats", get(|| async { lanes::stats() }))
             .with_state(self.state.clone())
@@ -155,7 +185,76 @@ impl Showcase {
             // A request whose lane stays full past its maximum wait is
             // answered 503 with Retry-After instead of queueing without bound.
             .layer(lanes::ShedLayer::new())
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .layer(RequestBodyDeadlineLayer::new(BODY_DEADLINE))
             .layer(CatchPanicLayer::new())
+    }
+}
+
+/// The `curl` commands to try against the service at `addr`, as `main.rs`
+/// prints them: the README's session, with `<id>` for the export's job id.
+pub fn curl_commands(addr: &str) -> Vec<String> {
+    let json = "-H 'content-type: application/json'";
+    let ada = r#"'{"name":"ada","password":"correct horse battery staple"}'"#;
+    vec![
+        format!("curl http://{addr}/health"),
+        format!("curl -X POST http://{addr}/users {json} -d {ada}"),
+        format!("curl -X POST http://{addr}/login {json} -d {ada}"),
+        format!("curl http://{addr}/users"),
+        format!("curl -X POST http://{addr}/reports/weekly"),
+        format!("curl -X POST http://{addr}/reports/monthly"),
+        format!("curl http://{addr}/reports/weekly"),
+        format!("curl http://{addr}/blur/256"),
+        format!("curl http://{addr}/legacy/answer"),
+        format!("curl http://{addr}/rates/USD"),
+        format!("curl -s http://{addr}/metrics | grep exchange_rate"),
+        format!("curl http://{addr}/lanes/stats"),
+        format!("curl -i -X POST http://{addr}/exports/all"),
+        format!("curl -N http://{addr}/jobs/<id>/events"),
+        format!("curl http://{addr}/jobs/<id>"),
+    ]
+}
+
+/// Refuses a name that is not plain, `400 Bad Request` with the rule;
+/// `what` names it, as in "a report".
+fn check_name(what: &str, name: &str) -> Result<(), (StatusCode, String)> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    if (1..=NAME_LIMIT).contains(&name.len()) && name.chars().all(plain) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::BAD_REQUEST,
+            format!("{what} name is 1 to {NAME_LIMIT} letters, digits or `-`\n"),
+        ))
+    }
+}
+
+/// Writes `contents` to `path` whole: to a temporary name in the same
+/// folder, flushed to disk, then renamed over `path`, so that a reader
+/// sees the old file or the new one, never a part of either.
+fn write_whole(path: &FilePath, contents: &[u8]) -> std::io::Result<()> {
+    // Unique per write, so that two writers of one file never share a
+    // temporary; the leading dot and `.tmp` keep it out of the exports.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a file path has a name"))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.{}-{}.tmp",
+        name.display(),
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(error)
+        }
     }
 }
 
@@ -181,6 +280,10 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
+/// The longest password: argon2 hashes any length, but a long one only
+/// costs CPU.
+const PASSWORD_LIMIT: usize = 256;
+
 #[derive(serde::Deserialize)]
 struct Credentials {
     name: String,
@@ -195,10 +298,13 @@ async fn sign_up(
     State(app): State<AppState>,
     Json(user): Json<Credentials>,
 ) -> Result<(StatusCode, String), Failure> {
-    if user.name.is_empty() || user.password.len() < 8 {
+    if let Err((_, why)) = check_name("a user", &user.name) {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
+    if !(8..=PASSWORD_LIMIT).contains(&user.password.chars().count()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            "a name, and a password of at least 8 characters\n".to_owned(),
+            format!("a password is 8 to {PASSWORD_LIMIT} characters\n"),
         ));
     }
     let hash = hash_password(user.password).await?;
@@ -319,6 +425,9 @@ fn write_report(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, String), Failure> {
+    if let Err(refusal) = check_name("a report", &name) {
+        return Ok(refusal);
+    }
     let db = rusqlite::Connection::open(app.data.join(USERS_DB))?;
     let mut users = db.prepare("SELECT name FROM users ORDER BY name")?;
     let names = users
@@ -326,7 +435,7 @@ fn write_report(
         .collect::<Result<Vec<_>, _>>()?;
     let report = format!("report {name}\nusers: {}\n", names.join(", "));
     let file = report_file(&name);
-    std::fs::write(app.data.join(&file), report)?;
+    write_whole(&app.data.join(&file), report.as_bytes())?;
     let users = match names.len() {
         1 => "1 user".to_owned(),
         n => format!("{n} users"),
@@ -340,21 +449,18 @@ async fn read_report(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> (StatusCode, String) {
+    if let Err(refusal) = check_name("a report", &name) {
+        return refusal;
+    }
     match tokio::fs::read_to_string(app.data.join(report_file(&name))).await {
         Ok(text) => (StatusCode::OK, text),
         Err(_) => (StatusCode::NOT_FOUND, format!("no report named {name}\n")),
     }
 }
 
+/// The file of a report whose name passed [`check_name`].
 fn report_file(name: &str) -> String {
-    format!("reports/{}.txt", plain_name(name))
-}
-
-/// Keeps a name to one plain file name inside its folder.
-fn plain_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect()
+    format!("reports/{name}.txt")
 }
 
 /// A legacy dependency that answers in 100 ms and can only be called
@@ -386,15 +492,30 @@ struct Export {
     bytes: usize,
 }
 
+/// Checks the export's name, then enqueues it: answered `202 Accepted`
+/// with the job's id.
+#[lanes::io_bound]
+async fn start_export(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    match check_name("an export", &name) {
+        Ok(()) => export_reports(State(app), Path(name)).await.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 /// Gathers every report into one file, as a durable job: the request is
 /// answered `202 Accepted` at once with the job's id, `/jobs/{id}` shows
 /// its progress and result, and the job survives a restart of the service.
-/// A plain fn using `std::fs`, so its jobs run on the blocking lane.
+/// A plain fn using `std::fs`, so its jobs run on the blocking lane. The
+/// app's state is given by the workers, not stored with the job.
 #[lanes::background(queue = "exports", retries = 2, timeout = "1m")]
-fn export_reports(job: JobContext, Path(name): Path<String>) -> Result<Export, std::io::Error> {
-    let data = DATA
-        .get()
-        .ok_or_else(|| std::io::Error::other("the showcase is not open"))?;
+fn export_reports(
+    job: JobContext,
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Export, std::io::Error> {
+    let data = &app.data;
+    std::fs::create_dir_all(data.join("exports"))?;
+    record_run(data, &format!("started {}", job.id()))?;
     let mut reports: Vec<PathBuf> = std::fs::read_dir(data.join("reports"))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -414,9 +535,9 @@ fn export_reports(job: JobContext, Path(name): Path<String>) -> Result<Export, s
             format!("{} of {} reports", done + 1, reports.len()),
         );
     }
-    std::fs::create_dir_all(data.join("exports"))?;
     let file = export_file(&name);
-    std::fs::write(data.join(&file), &archive)?;
+    write_whole(&data.join(&file), archive.as_bytes())?;
+    record_run(data, &format!("finished {}", job.id()))?;
     Ok(Export {
         file,
         reports: reports.len(),
@@ -424,6 +545,17 @@ fn export_reports(job: JobContext, Path(name): Path<String>) -> Result<Export, s
     })
 }
 
+/// The file of an export whose name passed [`check_name`].
 fn export_file(name: &str) -> String {
-    format!("exports/{}.txt", plain_name(name))
+    format!("exports/{name}.txt")
+}
+
+/// Appends a line to [`EXPORT_RUNS`].
+fn record_run(data: &FilePath, line: &str) -> std::io::Result<()> {
+    let mut runs = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join(EXPORT_RUNS))?;
+    // One write per line, so that lines of concurrent runs do not mix.
+    runs.write_all(format!("{line}\n").as_bytes())
 }

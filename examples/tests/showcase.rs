@@ -5,7 +5,6 @@
 //! inside a line for any text; the README's job id stands for the one the
 //! service gave.
 
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use lanes_showcase::Showcase;
@@ -25,7 +24,11 @@ async fn the_readme_curl_session_answers_as_shown() {
     let workers = showcase.start_workers().await.expect("the workers start");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(axum::serve(listener, showcase.router()).into_future());
+    tokio::spawn(lanes_showcase::serve_until(
+        listener,
+        showcase.router(),
+        std::future::pending(),
+    ));
 
     let steps = session(README);
     assert!(
@@ -54,6 +57,20 @@ async fn the_readme_curl_session_answers_as_shown() {
     assert!(job_id.is_some(), "the session enqueued a job");
     workers.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_showcase_prints_the_readmes_commands() {
+    let steps = session(README);
+    let readme_job = steps
+        .iter()
+        .find_map(|step| job_location(&step.expected))
+        .expect("the README's session enqueues a job");
+    let readme: Vec<String> = steps
+        .iter()
+        .map(|step| step.command.replace(&readme_job, "<id>"))
+        .collect();
+    assert_eq!(lanes_showcase::curl_commands(README_ADDR), readme);
 }
 
 /// `text` with the README's job id replaced by the real one.

@@ -98,6 +98,7 @@ pub mod jobs;
 mod lane;
 mod poll;
 mod shed;
+mod signal;
 mod stats;
 pub mod testing;
 mod watchdog;
@@ -108,6 +109,7 @@ pub mod __private;
 pub use config::{Config, ConfigError};
 pub use lane::Lane;
 pub use shed::{Shed, ShedFuture, ShedLayer};
+pub use signal::shutdown_signal;
 pub use stats::{HandlerStats, JobStats, LaneStats, QueueStats, Stats, TimingStats, stats};
 
 /// Marks an `async fn` that stays on the tokio worker, and checks its body
