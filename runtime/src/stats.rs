@@ -311,6 +311,7 @@ fn describe_once() {
 /// | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_event_loop_lag_seconds` | gauge | |
+/// | `lanes_jobs_refused_total` | counter | `queue`, `reason` (`full`: a job store's bound) |
 pub fn stats() -> Stats {
     let running = lanes();
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
