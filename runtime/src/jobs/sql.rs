@@ -57,7 +57,7 @@ struct Database {
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS lanes_jobs (
         id TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -88,6 +88,9 @@ const SCHEMA: [&str; 4] = [
      WHERE state = 'running'",
     "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs (state) \
      WHERE state IN ('queued', 'running', 'failed')",
+    // How many jobs bounded enqueues have added to each queue, ever: see
+    // `Counted`.
+    "CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
 ];
 
 const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
@@ -230,6 +233,7 @@ impl SqlStore {
                 db: db.clone(),
                 options: Arc::new(options),
                 full_sync: full_sync.clone(),
+                counted: Arc::default(),
             })),
             full_sync,
             endings: Arc::new(Batcher::new(db.clone())),
@@ -516,6 +520,20 @@ struct Enqueues {
     db: Database,
     options: Arc<StoreOptions>,
     full_sync: Option<Arc<FullSync>>,
+    counted: Arc<Mutex<Counted>>,
+}
+
+/// What this store's last counts found, so that most bounded enqueues need
+/// no count: finishing only lowers the unfinished jobs, and every bounded
+/// enqueue (of any instance) adds to `lanes_jobs_added`, so the unfinished
+/// jobs are at most those counted plus those added since. Counting, which
+/// reads every unfinished job, is left for when that sum nears a bound.
+#[derive(Clone, Debug, Default)]
+struct Counted {
+    /// The store's unfinished jobs, and the jobs added to all queues, then.
+    store: Option<(i64, i64)>,
+    /// A bounded queue's unfinished jobs, and the jobs added to it, then.
+    queues: HashMap<String, (i64, i64)>,
 }
 
 impl GroupWrite for Insert {
@@ -566,7 +584,7 @@ impl GroupWrite for Insert {
                     .await
                     .map_err(database)?;
             }
-            let admissions = admit(target, &mut transaction, inserts).await?;
+            let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
             let admitted: Vec<&Insert> = inserts
                 .iter()
                 .zip(&admissions)
@@ -575,6 +593,9 @@ impl GroupWrite for Insert {
                 .collect();
             let mut added = add(db, &mut transaction, &admitted).await?.into_iter();
             transaction.commit().await.map_err(database)?;
+            // Only once committed: a batch rolled back leaves the last
+            // counts true.
+            *target.counted.lock().unwrap_or_else(|e| e.into_inner()) = counted;
             Ok(admissions
                 .into_iter()
                 .map(|admission| match admission {
@@ -597,12 +618,13 @@ enum Admission {
 }
 
 /// Decides each enqueue of the batch, in order, against the unfinished
-/// jobs counted in `connection`'s transaction.
+/// jobs in `connection`'s transaction, and records the jobs it admits in
+/// `lanes_jobs_added`; returns the counts to keep once it commits.
 async fn admit(
     target: &Enqueues,
     connection: &mut sqlx::AnyConnection,
     inserts: &[Insert],
-) -> Result<Vec<Admission>, StoreError> {
+) -> Result<(Vec<Admission>, Counted), StoreError> {
     let db = &target.db;
     let options = &target.options;
     let keys: Vec<&str> = inserts
@@ -623,36 +645,75 @@ async fn admit(
             stored.insert(get(&row, "idempotency_key")?, job_id(&row, "id")?);
         }
     }
-    let mut in_store = 0;
-    if options.max_unfinished.is_some() {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
-        )
-        .fetch_one(&mut *connection)
+    let mut added: HashMap<String, i64> = HashMap::new();
+    for row in sqlx::query("SELECT queue, jobs FROM lanes_jobs_added")
+        .fetch_all(&mut *connection)
         .await
-        .map_err(database)?;
-        in_store = unfinished(&row)?;
+        .map_err(database)?
+    {
+        added.insert(get(&row, "queue")?, get(&row, "jobs")?);
     }
-    let mut in_queue: HashMap<&str, u64> = HashMap::new();
+    let added_to_all: i64 = added.values().sum();
+    let batch = i64::try_from(inserts.len()).unwrap_or(i64::MAX);
+    let mut counted = target
+        .counted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    // At most the last count plus what was added since; counted again when
+    // that could pass the bound within this batch.
+    let at_most = |last: Option<(i64, i64)>, added_now: i64, limit: u64| {
+        last.map(|(unfinished, added_then)| unfinished + added_now - added_then)
+            .filter(|at_most| {
+                at_most.saturating_add(batch) <= i64::try_from(limit).unwrap_or(i64::MAX)
+            })
+    };
+    let mut in_store = 0;
+    if let Some(limit) = options.max_unfinished {
+        in_store = match at_most(counted.store, added_to_all, limit) {
+            Some(at_most) => at_most,
+            None => {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
+                )
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(database)?;
+                get(&row, "unfinished")?
+            }
+        };
+    }
+    let mut in_queue: HashMap<&str, i64> = HashMap::new();
     for insert in inserts {
         let queue = insert.job.queue.as_str();
-        if !options.bounds_queue(queue) || in_queue.contains_key(queue) {
+        let Some(limit) = options.queue_max_unfinished.get(queue).copied() else {
+            continue;
+        };
+        if in_queue.contains_key(queue) {
             continue;
         }
-        // Through the two partial indexes claims use, as one count.
-        let row = sqlx::query(db.sql(
-            "SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
-             + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished",
-        ))
-        .bind(queue)
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(database)?;
-        in_queue.insert(queue, unfinished(&row)?);
+        let added_now = added.get(queue).copied().unwrap_or(0);
+        let unfinished = match at_most(counted.queues.get(queue).copied(), added_now, limit) {
+            Some(at_most) => at_most,
+            None => {
+                // Through the two partial indexes claims use, as one count.
+                let row = sqlx::query(db.sql(
+                    "SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
+                     + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished",
+                ))
+                .bind(queue)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(database)?;
+                get(&row, "unfinished")?
+            }
+        };
+        in_queue.insert(queue, unfinished);
     }
     // A key used twice in the batch: the second is a repeat of the first,
     // answered with its id once it is added.
     let mut added_keys: HashSet<&str> = HashSet::new();
+    let mut adding: HashMap<&str, i64> = HashMap::new();
     let mut admissions = Vec::with_capacity(inserts.len());
     for insert in inserts {
         let key = insert.job.idempotency_key.as_deref();
@@ -666,7 +727,8 @@ async fn admit(
         }
         let queue = insert.job.queue.as_str();
         let queued = in_queue.get(queue).copied().unwrap_or(0);
-        if let Some(refused) = options.refusal(queue, in_store, queued) {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        if let Some(refused) = options.refusal(queue, count(in_store), count(queued)) {
             admissions.push(Admission::Refused(refused));
             continue;
         }
@@ -674,14 +736,36 @@ async fn admit(
         if let Some(count) = in_queue.get_mut(queue) {
             *count += 1;
         }
+        *adding.entry(queue).or_default() += 1;
         added_keys.extend(key);
         admissions.push(Admission::Add);
     }
-    Ok(admissions)
-}
-
-fn unfinished(row: &AnyRow) -> Result<u64, StoreError> {
-    Ok(u64::try_from(get::<i64>(row, "unfinished")?).unwrap_or(0))
+    if !adding.is_empty() {
+        let rows: Vec<String> = placeholders::<2>(adding.len(), 1)
+            .map(|[queue, jobs]| format!("({queue}, {jobs})"))
+            .collect();
+        let mut query = sqlx::query(db.sql(&format!(
+            "INSERT INTO lanes_jobs_added (queue, jobs) VALUES {} \
+             ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + excluded.jobs",
+            rows.join(", ")
+        )));
+        for (queue, jobs) in &adding {
+            query = query.bind(*queue).bind(*jobs);
+        }
+        query.execute(&mut *connection).await.map_err(database)?;
+    }
+    let added_in_batch: i64 = adding.values().sum();
+    if options.max_unfinished.is_some() {
+        counted.store = Some((in_store, added_to_all + added_in_batch));
+    }
+    for (queue, unfinished) in in_queue {
+        let added_after =
+            added.get(queue).copied().unwrap_or(0) + adding.get(queue).copied().unwrap_or(0);
+        counted
+            .queues
+            .insert(queue.to_owned(), (unfinished, added_after));
+    }
+    Ok((admissions, counted))
 }
 
 /// Adds `inserts` in one statement on `connection`; a job whose
