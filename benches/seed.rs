@@ -1394,10 +1394,11 @@ fn enqueue_durability(report: &mut String) {
          (`Durability::PowerLoss`, the default): SQLite syncs its log at each enqueue commit \
          (`synchronous = FULL`), PostgreSQL waits for the WAL flush; process crash \
          (`Durability::ProcessCrash`): neither waits for the disk. Bounded: the default bound \
-         of 100,000 unfinished jobs, counted in the enqueue's transaction (on PostgreSQL under \
-         the schema's advisory lock); unbounded: `StoreOptions::unbounded()`, no count. The \
-         last column starts with {QUEUED} jobs queued, which each batch's count goes over. \
-         Enqueues made at once share a commit (`batch.rs`). SQLite in a temporary file on ext4 \
+         of 100,000 unfinished jobs, checked in the enqueue's transaction (on PostgreSQL under \
+         the schema's advisory lock: the lock, a read of the jobs added per queue and its \
+         update; the jobs are counted only when the last count plus those added since could \
+         pass the bound); unbounded: `StoreOptions::unbounded()`, no check and no transaction. \
+         The last column starts with {QUEUED} jobs queued. Enqueues made at once share a commit (`batch.rs`). SQLite in a temporary file on ext4 \
          (one fsync about 3 ms here); PostgreSQL 15 on 127.0.0.1. Runtime: {SERVER_WORKERS} \
          tokio workers. Run with `cargo bench -p lanes-benches -- enqueue-durability`.\n",
         RUN.as_secs_f64()

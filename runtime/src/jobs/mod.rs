@@ -7,12 +7,17 @@
 //! with its last error.
 //!
 //! Three stores behave the same and pass the same test suite:
-//! - [`Store::memory`], bounded, for tests and for jobs that may be lost;
+//! - [`Store::memory`], for tests and for jobs that may be lost;
 //! - [`Store::sqlite`], the embedded durable default: a file next to the
-//!   app (WAL), no server, survives `kill -9`;
+//!   app (WAL), no server, survives `kill -9` and, by default, power loss;
 //! - [`Store::postgres`], for several app instances sharing one queue:
 //!   claims use `FOR UPDATE SKIP LOCKED`, and workers are woken by
 //!   `LISTEN/NOTIFY`.
+//!
+//! Every store is bounded ([`StoreOptions`]): past its bound of unfinished
+//! jobs, or a queue's, an enqueue fails with [`StoreError::Full`] (`503`
+//! with `Retry-After` from a handler). An answered enqueue survives power
+//! loss unless [`Durability::ProcessCrash`] relaxes it.
 //!
 //! ```
 //! use std::time::Duration;

@@ -143,7 +143,8 @@ impl SqlStore {
         let full_sync = (options.durability == Durability::PowerLoss).then(|| {
             Arc::new(FullSync {
                 pool: pool.clone(),
-                writes: tokio::sync::Mutex::new(0),
+                cancels: Default::default(),
+                switching: tokio::sync::Mutex::new(()),
             })
         });
         let db = Database {
@@ -255,8 +256,9 @@ impl SqlStore {
         Ok(id)
     }
 
-    /// Runs `write` so that its commits survive power loss when the store
-    /// asks for it (SQLite; PostgreSQL's enqueue pool is set up so).
+    /// Runs `write` (a cancel) so that its commits survive power loss when
+    /// the store asks for it (SQLite; PostgreSQL's enqueue pool is set up
+    /// so).
     pub(super) async fn durably<T>(
         &self,
         write: impl Future<Output = Result<T, StoreError>>,
@@ -561,52 +563,71 @@ impl GroupWrite for Insert {
             || inserts
                 .iter()
                 .any(|insert| target.options.bounds_queue(&insert.job.queue));
-        durably(target.full_sync.as_ref(), async {
-            if !counted {
-                let mut connection = db.pool.acquire().await.map_err(database)?;
-                let all: Vec<&Insert> = inserts.iter().collect();
-                let ids = add(db, &mut connection, &all).await?;
-                return Ok(ids.into_iter().map(Ok).collect());
-            }
-            let mut transaction = match db.dialect {
-                #[cfg(feature = "sqlite")]
-                Dialect::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await,
-                #[cfg(feature = "postgres")]
-                Dialect::Postgres => db.pool.begin().await,
-            }
-            .map_err(database)?;
-            if let Some((_, channel)) = &db.notify {
-                // The channel is the schema's: one lock per store. `void`
-                // cannot be read by the `Any` driver; as text it is empty.
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
-                    .bind(channel)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(database)?;
-            }
-            let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
-            let admitted: Vec<&Insert> = inserts
-                .iter()
-                .zip(&admissions)
-                .filter(|(_, admission)| matches!(admission, Admission::Add))
-                .map(|(insert, _)| insert)
-                .collect();
-            let mut added = add(db, &mut transaction, &admitted).await?.into_iter();
-            transaction.commit().await.map_err(database)?;
-            // Only once committed: a batch rolled back leaves the last
-            // counts true.
-            *target.counted.lock().unwrap_or_else(|e| e.into_inner()) = counted;
-            Ok(admissions
-                .into_iter()
-                .map(|admission| match admission {
-                    Admission::Add => Ok(added.next().expect("an id for each admitted job")),
-                    Admission::Repeat(id) => Ok(id),
-                    Admission::Refused(error) => Err(error),
-                })
-                .collect())
-        })
-        .await
+        // The one connection is held from the switch to FULL to the switch
+        // back, so that no worker write in between pays for a disk sync.
+        let mut connection = db.pool.acquire().await.map_err(database)?;
+        if let Some(sync) = &target.full_sync {
+            sync.full(&mut connection).await?;
+        }
+        let written = write_batch(target, &mut connection, inserts, counted).await;
+        if let Some(sync) = &target.full_sync {
+            sync.relax(&mut connection).await;
+        }
+        written
     }
+}
+
+/// The batch's enqueues on `connection`: checked against the bounds and
+/// added in one transaction when `counted`, else added at once.
+async fn write_batch(
+    target: &Enqueues,
+    connection: &mut sqlx::AnyConnection,
+    inserts: &[Insert],
+    counted: bool,
+) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
+    use sqlx::Connection as _;
+
+    let db = &target.db;
+    if !counted {
+        let all: Vec<&Insert> = inserts.iter().collect();
+        let ids = add(db, connection, &all).await?;
+        return Ok(ids.into_iter().map(Ok).collect());
+    }
+    let mut transaction = match db.dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await,
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => connection.begin().await,
+    }
+    .map_err(database)?;
+    if let Some((_, channel)) = &db.notify {
+        // The channel is the schema's: one lock per store. `void`
+        // cannot be read by the `Any` driver; as text it is empty.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
+            .bind(channel)
+            .execute(&mut *transaction)
+            .await
+            .map_err(database)?;
+    }
+    let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
+    let admitted: Vec<&Insert> = inserts
+        .iter()
+        .zip(&admissions)
+        .filter(|(_, admission)| matches!(admission, Admission::Add))
+        .map(|(insert, _)| insert)
+        .collect();
+    let mut added = add(db, &mut transaction, &admitted).await?.into_iter();
+    transaction.commit().await.map_err(database)?;
+    // Only once committed: a batch rolled back leaves the last counts true.
+    *target.counted.lock().unwrap_or_else(|e| e.into_inner()) = counted;
+    Ok(admissions
+        .into_iter()
+        .map(|admission| match admission {
+            Admission::Add => Ok(added.next().expect("an id for each admitted job")),
+            Admission::Repeat(id) => Ok(id),
+            Admission::Refused(error) => Err(error),
+        })
+        .collect())
 }
 
 /// What becomes of one enqueue of a batch under the bounds.
@@ -844,45 +865,83 @@ async fn add(
 }
 
 /// SQLite's `synchronous` setting on the store's one connection: `FULL`
-/// (the log synced to disk at each commit) while a write that must survive
-/// power loss is under way, `NORMAL` (no sync at commit) otherwise. A FULL
+/// (the log synced to disk at each commit) for the writes that must
+/// survive power loss, `NORMAL` (no sync at commit) otherwise. A FULL
 /// commit syncs the log up to it, so the relaxed commits before it are
 /// made durable too. SQLite refuses the switch inside a transaction, so it
-/// is made between statements, by whichever durable write comes first or
-/// ends last.
+/// is made between statements. An enqueue batch holds the connection for
+/// its whole switch; a cancel (whose statements take the connection one at
+/// a time) keeps it FULL from its first statement to its last, counted in
+/// `cancels`, and a batch ending meanwhile leaves it FULL.
 #[derive(Debug)]
 struct FullSync {
     pool: AnyPool,
-    /// The durable writes under way.
-    writes: tokio::sync::Mutex<usize>,
+    /// The cancels under way; raised before their switch to FULL.
+    cancels: std::sync::atomic::AtomicUsize,
+    /// Makes one cancel's switch at a time.
+    switching: tokio::sync::Mutex<()>,
 }
 
 impl FullSync {
-    async fn enter(&self) -> Result<(), StoreError> {
-        let mut writes = self.writes.lock().await;
-        if *writes == 0 {
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&self.pool)
-                .await
-                .map_err(database)?;
+    async fn full(&self, connection: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(connection)
+            .await
+            .map(drop)
+            .map_err(database)
+    }
+
+    /// Back to NORMAL at the end of a batch, unless a cancel is under way.
+    async fn relax(&self, connection: &mut sqlx::AnyConnection) {
+        if self.cancels.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            normal(connection).await;
         }
-        *writes += 1;
+    }
+
+    async fn enter(&self) -> Result<(), StoreError> {
+        let _switching = self.switching.lock().await;
+        if self
+            .cancels
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            let switched = match self.pool.acquire().await {
+                Ok(mut connection) => self.full(&mut connection).await,
+                Err(error) => Err(database(error)),
+            };
+            if let Err(error) = switched {
+                self.cancels
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                return Err(error);
+            }
+        }
         Ok(())
     }
 
     async fn leave(&self) {
-        let mut writes = self.writes.lock().await;
-        *writes -= 1;
-        if *writes == 0 {
-            // Should it fail, the connection stays FULL: slower, never less
-            // durable.
-            if let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&self.pool)
-                .await
-            {
-                tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
+        let _switching = self.switching.lock().await;
+        if self
+            .cancels
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            match self.pool.acquire().await {
+                Ok(mut connection) => normal(&mut connection).await,
+                Err(error) => {
+                    tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`")
+                }
             }
         }
+    }
+}
+
+/// Should it fail, the connection stays FULL: slower, never less durable.
+async fn normal(connection: &mut sqlx::AnyConnection) {
+    if let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(connection)
+        .await
+    {
+        tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
     }
 }
 
