@@ -31,8 +31,8 @@ pub(super) struct SqlStore {
     db: Database,
     /// Enqueues and finishes, each kind gathered into one statement.
     inserts: Arc<Batcher<Insert>>,
-    /// SQLite with [`Durability::PowerLoss`]: what makes enqueues and
-    /// cancels sync to disk.
+    /// SQLite with [`Durability::PowerLoss`]: what makes cancels sync to
+    /// disk (enqueue batches use it through `inserts`).
     full_sync: Option<Arc<FullSync>>,
     endings: Arc<Batcher<Ending>>,
     enqueued: Arc<watch::Sender<u64>>,
@@ -559,7 +559,7 @@ impl GroupWrite for Insert {
         inserts: &[Insert],
     ) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
         let db = &target.db;
-        let counted = target.options.max_unfinished.is_some()
+        let bounded = target.options.max_unfinished.is_some()
             || inserts
                 .iter()
                 .any(|insert| target.options.bounds_queue(&insert.job.queue));
@@ -569,7 +569,7 @@ impl GroupWrite for Insert {
         if let Some(sync) = &target.full_sync {
             sync.full(&mut connection).await?;
         }
-        let written = write_batch(target, &mut connection, inserts, counted).await;
+        let written = write_batch(target, &mut connection, inserts, bounded).await;
         if let Some(sync) = &target.full_sync {
             sync.relax(&mut connection).await;
         }
@@ -578,17 +578,17 @@ impl GroupWrite for Insert {
 }
 
 /// The batch's enqueues on `connection`: checked against the bounds and
-/// added in one transaction when `counted`, else added at once.
+/// added in one transaction when `bounded`, else added at once.
 async fn write_batch(
     target: &Enqueues,
     connection: &mut sqlx::AnyConnection,
     inserts: &[Insert],
-    counted: bool,
+    bounded: bool,
 ) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
     use sqlx::Connection as _;
 
     let db = &target.db;
-    if !counted {
+    if !bounded {
         let all: Vec<&Insert> = inserts.iter().collect();
         let ids = add(db, connection, &all).await?;
         return Ok(ids.into_iter().map(Ok).collect());
