@@ -1051,23 +1051,39 @@ impl JobStoreKind {
 
     /// A fresh, empty store, and what to remove afterwards.
     async fn open(&self, round: usize) -> (lanes::jobs::Store, Option<String>) {
+        self.open_with(round, lanes::jobs::StoreOptions::new())
+            .await
+    }
+
+    /// [`JobStoreKind::open`] with `options` (the memory store holds up to
+    /// 1,000,000 jobs whatever they say).
+    async fn open_with(
+        &self,
+        round: usize,
+        options: lanes::jobs::StoreOptions,
+    ) -> (lanes::jobs::Store, Option<String>) {
         let tag = format!("{}_{round}", std::process::id());
+        let made = match self {
+            JobStoreKind::Memory => return (lanes::jobs::Store::memory(1_000_000), None),
+            JobStoreKind::Sqlite => std::env::temp_dir()
+                .join(format!("lanes_bench_{tag}.db"))
+                .display()
+                .to_string(),
+            JobStoreKind::Postgres(_) => format!("lanes_bench_{tag}"),
+        };
+        (self.reopen(&made, options).await, Some(made))
+    }
+
+    /// Another handle on the SQL store `made` by [`JobStoreKind::open_with`].
+    async fn reopen(&self, made: &str, options: lanes::jobs::StoreOptions) -> lanes::jobs::Store {
         match self {
-            JobStoreKind::Memory => (lanes::jobs::Store::memory(1_000_000), None),
-            JobStoreKind::Sqlite => {
-                let path = std::env::temp_dir().join(format!("lanes_bench_{tag}.db"));
-                let store = lanes::jobs::Store::sqlite(&path)
-                    .await
-                    .expect("a SQLite store");
-                (store, Some(path.display().to_string()))
-            }
-            JobStoreKind::Postgres(url) => {
-                let schema = format!("lanes_bench_{tag}");
-                let store = lanes::jobs::Store::postgres(url, &schema)
-                    .await
-                    .expect("a PostgreSQL store");
-                (store, Some(schema))
-            }
+            JobStoreKind::Memory => unreachable!("a memory store cannot be reopened"),
+            JobStoreKind::Sqlite => lanes::jobs::Store::sqlite_with(made, options)
+                .await
+                .expect("a SQLite store"),
+            JobStoreKind::Postgres(url) => lanes::jobs::Store::postgres_with(url, made, options)
+                .await
+                .expect("a PostgreSQL store"),
         }
     }
 
@@ -1269,6 +1285,175 @@ fn jobs(report: &mut String) {
     targets(report, &rows);
 }
 
+/// Enqueues per second from `tasks` tasks that enqueue one job after
+/// another for `run`, no worker running.
+async fn enqueue_rate(store: &lanes::jobs::Store, tasks: usize, run: Duration) -> f64 {
+    let start = Instant::now();
+    let deadline = start + run;
+    let enqueuers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut enqueued = 0_u64;
+                while Instant::now() < deadline {
+                    store
+                        .enqueue(lanes::jobs::NewJob::new("trivial", serde_json::Value::Null))
+                        .await
+                        .expect("enqueued");
+                    enqueued += 1;
+                }
+                enqueued
+            })
+        })
+        .collect();
+    let mut enqueued = 0;
+    for enqueuer in enqueuers {
+        enqueued += enqueuer.await.expect("the enqueuer ends");
+    }
+    enqueued as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Enqueue throughput on the SQL stores with each durability, and with
+/// and without the bound check, side by side.
+fn enqueue_durability(report: &mut String) {
+    use lanes::jobs::{Durability, StoreOptions};
+
+    const RUN: Duration = Duration::from_millis(1500);
+    const ROUNDS: usize = 3;
+    const QUEUED: usize = 50_000;
+    let mut stores = vec![JobStoreKind::Sqlite];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => stores.push(JobStoreKind::Postgres(url)),
+        Err(_) => eprintln!(
+            "enqueue-durability: DATABASE_URL is not set; the PostgreSQL rows are left out"
+        ),
+    }
+    // (column, durability, store bound on, jobs queued before the run)
+    let setups: [(&str, Durability, bool, usize); 5] = [
+        ("power loss (default)", Durability::PowerLoss, true, 0),
+        ("process crash", Durability::ProcessCrash, true, 0),
+        ("power loss, unbounded", Durability::PowerLoss, false, 0),
+        (
+            "process crash, unbounded",
+            Durability::ProcessCrash,
+            false,
+            0,
+        ),
+        (
+            "power loss, 50,000 queued",
+            Durability::PowerLoss,
+            true,
+            QUEUED,
+        ),
+    ];
+    let options = |durability, bounded| {
+        let options = StoreOptions::new().durability(durability);
+        if bounded {
+            options
+        } else {
+            options.unbounded()
+        }
+    };
+    let runtime = client_runtime(SERVER_WORKERS);
+    let mut round = 0;
+    let mut rows = Vec::new();
+    for kind in &stores {
+        for tasks in [1, 16] {
+            let mut rates = vec![Vec::new(); setups.len()];
+            // Rounds outermost, so that a noisy moment hits every setup alike.
+            for _ in 0..ROUNDS {
+                for (column, &(_, durability, bounded, queued)) in setups.iter().enumerate() {
+                    round += 1;
+                    let rate = runtime.block_on(async {
+                        let (store, made) = kind
+                            .open_with(round, options(Durability::ProcessCrash, false))
+                            .await;
+                        let made = made.expect("a SQL store");
+                        enqueue_count(&store, queued).await;
+                        drop(store);
+                        let store = kind.reopen(&made, options(durability, bounded)).await;
+                        let rate = enqueue_rate(&store, tasks, RUN).await;
+                        drop(store);
+                        kind.remove(Some(made)).await;
+                        rate
+                    });
+                    rates[column].push(rate);
+                }
+            }
+            rows.push((
+                kind.name(),
+                tasks,
+                rates.into_iter().map(median).collect::<Vec<_>>(),
+            ));
+        }
+    }
+
+    writeln!(report, "## Enqueue durability and the bound check\n").unwrap();
+    writeln!(
+        report,
+        "Enqueues per second into a fresh store, no worker running: 1 or 16 tasks each enqueue one \
+         trivial job after another for {} s; median of {ROUNDS} rounds, the setups interleaved \
+         round by round (the machine is shared with other builds: noisy). Power loss \
+         (`Durability::PowerLoss`, the default): SQLite syncs its log at each enqueue commit \
+         (`synchronous = FULL`), PostgreSQL waits for the WAL flush; process crash \
+         (`Durability::ProcessCrash`): neither waits for the disk. Bounded: the default bound \
+         of 100,000 unfinished jobs, checked in the enqueue's transaction (on PostgreSQL under \
+         the schema's advisory lock: the lock, a read of the jobs added per queue and its \
+         update; the jobs are counted only when the last count plus those added since could \
+         pass the bound); unbounded: `StoreOptions::unbounded()`, no check and no transaction. \
+         The last column starts with {QUEUED} jobs queued. Enqueues made at once share a commit (`batch.rs`). SQLite in a temporary file on ext4 \
+         (one fsync about 3 ms here); PostgreSQL 15 on 127.0.0.1. Runtime: {SERVER_WORKERS} \
+         tokio workers. Run with `cargo bench -p lanes-benches -- enqueue-durability`.\n",
+        RUN.as_secs_f64()
+    )
+    .unwrap();
+    write!(report, "| store | tasks |").unwrap();
+    for (column, ..) in &setups {
+        write!(report, " {column} |").unwrap();
+    }
+    writeln!(
+        report,
+        " power loss / process crash | bounded / unbounded (power loss) |"
+    )
+    .unwrap();
+    writeln!(report, "|---|---|{}---|---|", "---|".repeat(setups.len())).unwrap();
+    for (name, tasks, rates) in &rows {
+        write!(report, "| {name} | {tasks} |").unwrap();
+        for rate in rates {
+            write!(report, " {rate:.0} |").unwrap();
+        }
+        writeln!(
+            report,
+            " {:.2}x | {:.2}x |",
+            rates[0] / rates[1],
+            rates[0] / rates[2]
+        )
+        .unwrap();
+    }
+    writeln!(report).unwrap();
+}
+
+/// Enqueues `count` jobs from 16 tasks, as fast as the store takes them.
+async fn enqueue_count(store: &lanes::jobs::Store, count: usize) {
+    const TASKS: usize = 16;
+    let enqueuers: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in (task..count).step_by(TASKS) {
+                    store
+                        .enqueue(lanes::jobs::NewJob::new("trivial", serde_json::Value::Null))
+                        .await
+                        .expect("enqueued");
+                }
+            })
+        })
+        .collect();
+    for enqueuer in enqueuers {
+        enqueuer.await.expect("the enqueuer ends");
+    }
+}
+
 type Scenario = (&'static str, fn(&mut String));
 
 const SCENARIOS: &[Scenario] = &[
@@ -1281,6 +1466,7 @@ const SCENARIOS: &[Scenario] = &[
     ("audit", audit),
     ("real-code", real_code::real_code),
     ("jobs", jobs),
+    ("enqueue-durability", enqueue_durability),
     ("operations", operations::operations),
     ("compile", compile::compile),
 ];

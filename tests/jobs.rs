@@ -40,10 +40,17 @@ async fn a_full_memory_store_refuses_with_an_error() {
     store.enqueue(NewJob::new("a", json!(1))).await.unwrap();
     store.enqueue(NewJob::new("a", json!(2))).await.unwrap();
     let refused = store.enqueue(NewJob::new("a", json!(3))).await.unwrap_err();
-    assert!(matches!(refused, StoreError::Full { capacity: 2 }));
+    assert!(matches!(
+        refused,
+        StoreError::Full {
+            bound: lanes::jobs::Bound::Store,
+            limit: 2
+        }
+    ));
     assert_eq!(
         refused.to_string(),
-        "the in-memory job store is full (2 unfinished jobs); the job was not enqueued"
+        "the job store is full: it holds 2 unfinished jobs, its bound; the job was not enqueued: \
+         retry once jobs have finished, or raise the bound with `StoreOptions::max_unfinished`"
     );
     // A finished job frees its place.
     let claimed = store.claim("default", "w", LEASE, 1).await.unwrap();

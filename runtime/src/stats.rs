@@ -474,6 +474,7 @@ pub(crate) fn record_waiting(queue: &str, jobs: u64) {
 /// | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_event_loop_lag_seconds` | gauge | |
+/// | `lanes_jobs_refused_total` | counter | `queue`, `reason` (`full`: a job store's bound) |
 /// | `lanes_jobs_attempts_total` | counter | `kind`, `queue`, `outcome` |
 /// | `lanes_jobs_running` | gauge | `kind`, `queue` |
 /// | `lanes_jobs_waiting` | gauge | `queue` |

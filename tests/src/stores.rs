@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lanes::jobs::Store;
+use lanes::jobs::{Store, StoreOptions};
 
 /// Makes a fresh, empty store; `Drop` removes what it made.
 #[allow(async_fn_in_trait)] // used only by these tests, on one runtime
@@ -11,6 +11,11 @@ pub trait Backend {
     async fn fresh(&self) -> Store;
     /// A second handle on the same data, as another process would open it.
     async fn reopen(&self) -> Store;
+    /// [`Backend::fresh`] opened with `options`.
+    async fn fresh_with(&self, options: StoreOptions) -> Store;
+    /// [`Backend::reopen`] opened with `options` (the memory store is the
+    /// one [`Backend::fresh_with`] made, with its options).
+    async fn reopen_with(&self, options: StoreOptions) -> Store;
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +29,14 @@ impl Backend for Memory {
     }
     async fn reopen(&self) -> Store {
         self.0.lock().unwrap().clone().expect("a store was made")
+    }
+    async fn fresh_with(&self, options: StoreOptions) -> Store {
+        let store = Store::memory_with(options);
+        *self.0.lock().unwrap() = Some(store.clone());
+        store
+    }
+    async fn reopen_with(&self, _: StoreOptions) -> Store {
+        self.reopen().await
     }
 }
 
@@ -48,6 +61,15 @@ impl Backend for Sqlite {
     async fn reopen(&self) -> Store {
         let path = self.0.lock().unwrap().clone().expect("a store was made");
         Store::sqlite(&path).await.unwrap()
+    }
+    async fn fresh_with(&self, options: StoreOptions) -> Store {
+        let path = std::env::temp_dir().join(format!("{}.db", unique("lanes_jobs")));
+        *self.0.lock().unwrap() = Some(path.clone());
+        Store::sqlite_with(&path, options).await.unwrap()
+    }
+    async fn reopen_with(&self, options: StoreOptions) -> Store {
+        let path = self.0.lock().unwrap().clone().expect("a store was made");
+        Store::sqlite_with(&path, options).await.unwrap()
     }
 }
 
@@ -81,6 +103,24 @@ impl Backend for Postgres {
             .clone()
             .expect("a store was made");
         Store::postgres(&self.url, &schema).await.unwrap()
+    }
+    async fn fresh_with(&self, options: StoreOptions) -> Store {
+        let schema = crate::test_schema();
+        *self.schema.lock().unwrap() = Some(schema.clone());
+        Store::postgres_with(&self.url, &schema, options)
+            .await
+            .unwrap()
+    }
+    async fn reopen_with(&self, options: StoreOptions) -> Store {
+        let schema = self
+            .schema
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a store was made");
+        Store::postgres_with(&self.url, &schema, options)
+            .await
+            .unwrap()
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use super::{Claimed, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, millis};
+use super::{
+    Claimed, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobState, Lease, NewJob, StoreError,
+    StoreOptions, millis,
+};
 
 #[derive(Clone, Debug)]
 pub(super) struct MemoryStore {
@@ -16,6 +19,8 @@ pub(super) struct MemoryStore {
 
 #[derive(Debug)]
 struct Inner {
+    options: StoreOptions,
+    /// How many finished jobs are kept.
     capacity: usize,
     jobs: HashMap<JobId, Entry>,
     /// Per queue, the waiting jobs (queued or failed) by due time.
@@ -24,6 +29,8 @@ struct Inner {
     leases: BTreeSet<(i64, JobId)>,
     keys: HashMap<String, JobId>,
     unfinished: usize,
+    /// The unfinished jobs of each queue that has a bound of its own.
+    unfinished_in: HashMap<String, u64>,
     /// Finished jobs, oldest first, forgotten past `capacity`.
     finished: VecDeque<JobId>,
 }
@@ -39,15 +46,18 @@ struct Entry {
 }
 
 impl MemoryStore {
-    pub(super) fn new(capacity: usize) -> MemoryStore {
+    pub(super) fn new(options: StoreOptions) -> MemoryStore {
+        let capacity = options.max_unfinished.unwrap_or(DEFAULT_MAX_UNFINISHED);
         MemoryStore {
             inner: Arc::new(Mutex::new(Inner {
-                capacity,
+                options,
+                capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
                 jobs: HashMap::new(),
                 due: HashMap::new(),
                 leases: BTreeSet::new(),
                 keys: HashMap::new(),
                 unfinished: 0,
+                unfinished_in: HashMap::new(),
                 finished: VecDeque::new(),
             })),
             enqueued: Arc::new(watch::Sender::new(0)),
@@ -67,10 +77,15 @@ impl MemoryStore {
         {
             return Ok(*id);
         }
-        if inner.unfinished >= inner.capacity {
-            return Err(StoreError::Full {
-                capacity: inner.capacity,
-            });
+        let in_queue = inner.unfinished_in.get(&new.queue).copied().unwrap_or(0);
+        if let Some(refused) = inner
+            .options
+            .refusal(&new.queue, inner.unfinished as u64, in_queue)
+        {
+            return Err(refused);
+        }
+        if inner.options.bounds_queue(&new.queue) {
+            *inner.unfinished_in.entry(new.queue.clone()).or_default() += 1;
         }
         let now = SystemTime::now();
         let id = JobId::random();
@@ -343,6 +358,9 @@ impl Inner {
         entry.job.finished_at = Some(now);
         entry.worker = None;
         self.unfinished -= 1;
+        if let Some(in_queue) = self.unfinished_in.get_mut(&entry.job.queue) {
+            *in_queue -= 1;
+        }
         self.finished.push_back(id);
         while self.finished.len() > self.capacity {
             let Some(old) = self.finished.pop_front() else {

@@ -7,12 +7,17 @@
 //! with its last error.
 //!
 //! Three stores behave the same and pass the same test suite:
-//! - [`Store::memory`], bounded, for tests and for jobs that may be lost;
+//! - [`Store::memory`], for tests and for jobs that may be lost;
 //! - [`Store::sqlite`], the embedded durable default: a file next to the
-//!   app (WAL), no server, survives `kill -9`;
+//!   app (WAL), no server, survives `kill -9` and, by default, power loss;
 //! - [`Store::postgres`], for several app instances sharing one queue:
 //!   claims use `FOR UPDATE SKIP LOCKED`, and workers are woken by
 //!   `LISTEN/NOTIFY`.
+//!
+//! Every store is bounded ([`StoreOptions`]): past its bound of unfinished
+//! jobs, or a queue's, an enqueue fails with [`StoreError::Full`] (`503`
+//! with `Retry-After` from a handler). An answered enqueue survives power
+//! loss unless [`Durability::ProcessCrash`] relaxes it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -261,8 +266,11 @@ pub enum Lease {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The in-memory store holds as many unfinished jobs as it may.
-    Full { capacity: usize },
+    /// The store, or the job's queue, holds as many unfinished jobs
+    /// (queued, running, or failed and waiting for their retry) as its
+    /// bound allows: `limit`. Nothing was enqueued; a handler answers
+    /// `503` with `Retry-After`.
+    Full { bound: Bound, limit: u64 },
     /// The database refused or could not be reached.
     Database(String),
     /// A stored row could not be read back.
@@ -278,9 +286,23 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Full { capacity } => write!(
+            StoreError::Full {
+                bound: Bound::Store,
+                limit,
+            } => write!(
                 f,
-                "the in-memory job store is full ({capacity} unfinished jobs); the job was not enqueued"
+                "the job store is full: it holds {limit} unfinished jobs, its bound; the job was \
+                 not enqueued: retry once jobs have finished, or raise the bound with \
+                 `StoreOptions::max_unfinished`"
+            ),
+            StoreError::Full {
+                bound: Bound::Queue(queue),
+                limit,
+            } => write!(
+                f,
+                "the job queue `{queue}` is full: it holds {limit} unfinished jobs, its bound; the \
+                 job was not enqueued: retry once jobs have finished, or raise the bound with \
+                 `StoreOptions::queue_max_unfinished`"
             ),
             StoreError::Database(why) => write!(f, "the job store's database failed: {why}"),
             StoreError::Corrupt(why) => write!(f, "a stored job could not be read: {why}"),
@@ -293,6 +315,149 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// Which bound refused an enqueue: see [`StoreError::Full`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    /// The store's, over all its queues ([`StoreOptions::max_unfinished`]).
+    Store,
+    /// The named queue's ([`StoreOptions::queue_max_unfinished`]).
+    Queue(String),
+}
+
+/// The store-wide bound of a store opened without one of its own: past
+/// 100,000 unfinished jobs, an enqueue is refused rather than letting the
+/// store grow without end.
+pub const DEFAULT_MAX_UNFINISHED: u64 = 100_000;
+
+/// How a store is bounded and how durable its enqueues are, for
+/// [`Store::sqlite_with`], [`Store::postgres_with`] and
+/// [`Store::memory_with`].
+///
+/// ```
+/// use lanes::jobs::{Durability, StoreOptions};
+///
+/// let options = StoreOptions::new()
+///     .max_unfinished(50_000)
+///     .queue_max_unfinished("exports", 500)
+///     .durability(Durability::PowerLoss);
+/// ```
+///
+/// Every instance sharing one PostgreSQL schema should open it with the
+/// same options: each checks the bounds it was given.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    max_unfinished: Option<u64>,
+    queue_max_unfinished: std::collections::HashMap<String, u64>,
+    durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            max_unfinished: Some(DEFAULT_MAX_UNFINISHED),
+            queue_max_unfinished: std::collections::HashMap::new(),
+            durability: Durability::default(),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// At most [`DEFAULT_MAX_UNFINISHED`] unfinished jobs, no queue bound,
+    /// enqueues durable across power loss.
+    pub fn new() -> StoreOptions {
+        StoreOptions::default()
+    }
+
+    /// At most `limit` unfinished jobs (queued, running, or failed and
+    /// waiting for their retry) in the store, all queues together; past
+    /// it, an enqueue fails with [`StoreError::Full`]. An idempotent repeat
+    /// of a stored job is never refused: it adds nothing.
+    pub fn max_unfinished(mut self, limit: u64) -> StoreOptions {
+        self.max_unfinished = Some(limit);
+        self
+    }
+
+    /// No store-wide bound (queue bounds still apply): the SQL stores then
+    /// skip the count an enqueue otherwise makes, and grow as long as
+    /// enqueues outpace the workers.
+    pub fn unbounded(mut self) -> StoreOptions {
+        self.max_unfinished = None;
+        self
+    }
+
+    /// At most `limit` unfinished jobs in `queue`, within the store's
+    /// bound; other queues are bound by the store's alone.
+    pub fn queue_max_unfinished(mut self, queue: impl Into<String>, limit: u64) -> StoreOptions {
+        self.queue_max_unfinished.insert(queue.into(), limit);
+        self
+    }
+
+    /// What an enqueue (and a cancel) answered survives; see [`Durability`].
+    /// The in-memory store keeps nothing across a process's end.
+    pub fn durability(mut self, durability: Durability) -> StoreOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// The bound that refuses one more job in `queue`, given the unfinished
+    /// jobs of the store and of that queue.
+    pub(crate) fn refusal(&self, queue: &str, in_store: u64, in_queue: u64) -> Option<StoreError> {
+        if let Some(limit) = self.max_unfinished.filter(|limit| in_store >= *limit) {
+            return Some(StoreError::Full {
+                bound: Bound::Store,
+                limit,
+            });
+        }
+        let limit = *self.queue_max_unfinished.get(queue)?;
+        (in_queue >= limit).then(|| StoreError::Full {
+            bound: Bound::Queue(queue.to_owned()),
+            limit,
+        })
+    }
+
+    pub(crate) fn bounds_queue(&self, queue: &str) -> bool {
+        self.queue_max_unfinished.contains_key(queue)
+    }
+}
+
+/// What an enqueue answered (`202 Accepted` from a handler) survives, on
+/// the SQL stores. Cancels follow the same setting; what workers write
+/// (claims, lease renewals, progress, finishes) is always written the
+/// cheaper way, since losing it only runs a job again (delivery is at
+/// least once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The default: an answered enqueue survives power loss and an OS
+    /// crash. SQLite syncs its log to disk at each enqueue commit
+    /// (`synchronous = FULL` for those commits); PostgreSQL waits for its
+    /// WAL flush (`synchronous_commit = on`). Enqueues made at once share
+    /// one commit, so the cost is one disk sync per batch.
+    #[default]
+    PowerLoss,
+    /// An answered enqueue survives a crash or kill of the app's process,
+    /// but a power cut or an OS crash (or, on PostgreSQL, a crash of the
+    /// database server) may lose the last ones: SQLite commits without a
+    /// disk sync (`synchronous = NORMAL`), PostgreSQL without waiting for
+    /// its WAL flush (`synchronous_commit = off`).
+    ProcessCrash,
+}
+
+/// Counts an enqueue refused by a bound, by queue.
+fn count_refusal(queue: &str) {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            "lanes_jobs_refused_total",
+            "Enqueues refused: `reason` is `full` when the store or the queue held its bound of unfinished jobs."
+        );
+    });
+    metrics::counter!("lanes_jobs_refused_total", "queue" => queue.to_owned(), "reason" => "full")
+        .increment(1);
+}
 
 /// Where jobs are kept. Cloning shares the store.
 #[derive(Clone, Debug)]
@@ -310,35 +475,79 @@ impl Store {
     /// unfinished jobs (enqueueing more fails with [`StoreError::Full`]) and
     /// the last `capacity` finished ones.
     pub fn memory(capacity: usize) -> Store {
-        Store(Backend::Memory(memory::MemoryStore::new(capacity)))
+        Store::memory_with(StoreOptions::new().max_unfinished(capacity as u64))
+    }
+
+    /// A store in this process's memory with the bounds of `options`; it
+    /// keeps the last finished jobs up to the store's bound (up to
+    /// [`DEFAULT_MAX_UNFINISHED`] when unbounded). Durability does not
+    /// apply: nothing outlives the process.
+    pub fn memory_with(options: StoreOptions) -> Store {
+        Store(Backend::Memory(memory::MemoryStore::new(options)))
     }
 
     /// A store in the SQLite file at `path`, created if missing, in WAL
-    /// mode.
+    /// mode, with the default [`StoreOptions`]: at most
+    /// [`DEFAULT_MAX_UNFINISHED`] unfinished jobs, enqueues durable across
+    /// power loss.
     #[cfg(feature = "sqlite")]
     pub async fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store, StoreError> {
-        sql::SqlStore::sqlite(path.as_ref())
+        Store::sqlite_with(path, StoreOptions::new()).await
+    }
+
+    /// A store in the SQLite file at `path` with `options`. The bounds hold
+    /// for every store handle on the file (each enqueue counts and adds in
+    /// one write transaction), if each is opened with the same options.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite_with(
+        path: impl AsRef<std::path::Path>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        sql::SqlStore::sqlite(path.as_ref(), options)
             .await
             .map(|s| Store(Backend::Sql(s)))
     }
 
     /// A store in the PostgreSQL database at `url` (`postgres://...`),
-    /// in the given schema, created if missing.
+    /// in the given schema, created if missing, with the default
+    /// [`StoreOptions`]: at most [`DEFAULT_MAX_UNFINISHED`] unfinished
+    /// jobs, enqueues durable across power loss.
     #[cfg(feature = "postgres")]
     pub async fn postgres(url: &str, schema: &str) -> Result<Store, StoreError> {
-        sql::SqlStore::postgres(url, schema)
+        Store::postgres_with(url, schema, StoreOptions::new()).await
+    }
+
+    /// A store in the PostgreSQL database at `url`, in `schema`, with
+    /// `options`. The bounds hold across every instance on the schema
+    /// (each enqueue counts and adds under one transaction-scoped lock of
+    /// the schema), if each is opened with the same options.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_with(
+        url: &str,
+        schema: &str,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        sql::SqlStore::postgres(url, schema, options)
             .await
             .map(|s| Store(Backend::Sql(s)))
     }
 
     /// Adds a job and returns its id at once; with an idempotency key
-    /// already used, returns the first job's id and adds nothing.
+    /// already used, returns the first job's id and adds nothing. Past a
+    /// bound of the store or of the job's queue, fails with
+    /// [`StoreError::Full`] and counts the refusal in
+    /// `lanes_jobs_refused_total{queue, reason="full"}`.
     pub async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
-        match &self.0 {
+        let queue = job.queue.clone();
+        let enqueued = match &self.0 {
             Backend::Memory(store) => store.enqueue(job),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             Backend::Sql(store) => store.enqueue(job).await,
+        };
+        if let Err(StoreError::Full { .. }) = &enqueued {
+            count_refusal(&queue);
         }
+        enqueued
     }
 
     /// Hands up to `limit` jobs of `queue` that are due to `worker`, leased
@@ -416,7 +625,7 @@ impl Store {
         let state = match &self.0 {
             Backend::Memory(store) => store.cancel(id),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.cancel(id).await?,
+            Backend::Sql(store) => store.durably(store.cancel(id)).await?,
         };
         if state == Some(JobState::Running) {
             cancels::request(id);

@@ -166,7 +166,8 @@ impl IntoResponse for Accepted {
 }
 
 /// A store's refusal as an answer: `503` with `Retry-After` when the
-/// in-memory store is full, `500` otherwise (the details go to the log,
+/// store or the job's queue holds its bound of unfinished jobs, `500`
+/// otherwise (the details go to the log,
 /// not to the client).
 impl IntoResponse for StoreError {
     fn into_response(self) -> Response {

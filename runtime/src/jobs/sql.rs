@@ -13,7 +13,10 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 use tokio::sync::{OnceCell, watch};
 
 use super::batch::{Batcher, GroupWrite};
-use super::{Claimed, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, millis};
+use super::{
+    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, StoreOptions,
+    millis,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
@@ -28,6 +31,9 @@ pub(super) struct SqlStore {
     db: Database,
     /// Enqueues and finishes, each kind gathered into one statement.
     inserts: Arc<Batcher<Insert>>,
+    /// SQLite with [`Durability::PowerLoss`]: what makes cancels sync to
+    /// disk (enqueue batches use it through `inserts`).
+    full_sync: Option<Arc<FullSync>>,
     endings: Arc<Batcher<Ending>>,
     enqueued: Arc<watch::Sender<u64>>,
     listening: Arc<OnceCell<()>>,
@@ -51,7 +57,7 @@ struct Database {
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS lanes_jobs (
         id TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -82,6 +88,9 @@ const SCHEMA: [&str; 4] = [
      WHERE state = 'running'",
     "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs (state) \
      WHERE state IN ('queued', 'running', 'failed')",
+    // How many jobs bounded enqueues have added to each queue, ever: see
+    // `Counted`.
+    "CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
 ];
 
 const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
@@ -97,19 +106,27 @@ fn millis_of(duration: Duration) -> i64 {
 
 impl SqlStore {
     #[cfg(feature = "sqlite")]
-    pub(super) async fn sqlite(path: &std::path::Path) -> Result<SqlStore, StoreError> {
+    pub(super) async fn sqlite(
+        path: &std::path::Path,
+        options: StoreOptions,
+    ) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         // One connection: SQLite has one writer at a time, and a second
         // connection would only wait in SQLite's busy handler, which
-        // sleeps milliseconds at a time.
+        // sleeps milliseconds at a time. Never replaced while the store
+        // lives: its `synchronous` setting is switched per write
+        // (`FullSync`), and a new connection would start with the default.
         let pool = AnyPoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_connect(|connection, _| {
                 Box::pin(async move {
                     // WAL: readers never wait for the writer. NORMAL: a
                     // commit is durable across a process kill without an
-                    // fsync (a power cut may lose the last ones).
+                    // fsync (a power cut may lose the last ones); the
+                    // writes that must survive one switch to FULL.
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = NORMAL",
@@ -123,17 +140,28 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(database)?;
-        SqlStore::ready(Database {
+        let full_sync = (options.durability == Durability::PowerLoss).then(|| {
+            Arc::new(FullSync {
+                pool: pool.clone(),
+                cancels: Default::default(),
+                switching: tokio::sync::Mutex::new(()),
+            })
+        });
+        let db = Database {
             pool: pool.clone(),
             worker_pool: pool,
             dialect: Dialect::Sqlite,
             notify: None,
-        })
-        .await
+        };
+        SqlStore::ready(db, options, full_sync).await
     }
 
     #[cfg(feature = "postgres")]
-    pub(super) async fn postgres(url: &str, schema: &str) -> Result<SqlStore, StoreError> {
+    pub(super) async fn postgres(
+        url: &str,
+        schema: &str,
+        options: StoreOptions,
+    ) -> Result<SqlStore, StoreError> {
         if schema.is_empty()
             || !schema
                 .chars()
@@ -172,22 +200,29 @@ impl SqlStore {
                 .connect(url)
         };
         let search_path = format!("SET search_path TO {schema}");
-        let pool = connect(16, search_path.clone()).await.map_err(database)?;
-        let worker_pool = connect(8, format!("{search_path}; SET synchronous_commit = off"))
-            .await
-            .map_err(database)?;
+        let relaxed = format!("{search_path}; SET synchronous_commit = off");
+        let enqueue_settings = match options.durability {
+            Durability::PowerLoss => search_path,
+            Durability::ProcessCrash => relaxed.clone(),
+        };
+        let pool = connect(16, enqueue_settings).await.map_err(database)?;
+        let worker_pool = connect(8, relaxed).await.map_err(database)?;
         let channel = format!("lanes_jobs_{schema}");
         let notify = Some((url.to_owned(), channel));
-        SqlStore::ready(Database {
+        let db = Database {
             pool,
             worker_pool,
             dialect: Dialect::Postgres,
             notify,
-        })
-        .await
+        };
+        SqlStore::ready(db, options, None).await
     }
 
-    async fn ready(db: Database) -> Result<SqlStore, StoreError> {
+    async fn ready(
+        db: Database,
+        options: StoreOptions,
+        full_sync: Option<Arc<FullSync>>,
+    ) -> Result<SqlStore, StoreError> {
         for statement in SCHEMA {
             sqlx::query(statement)
                 .execute(&db.pool)
@@ -195,7 +230,13 @@ impl SqlStore {
                 .map_err(database)?;
         }
         Ok(SqlStore {
-            inserts: Arc::new(Batcher::new(db.clone())),
+            inserts: Arc::new(Batcher::new(Enqueues {
+                db: db.clone(),
+                options: Arc::new(options),
+                full_sync: full_sync.clone(),
+                counted: Arc::default(),
+            })),
+            full_sync,
             endings: Arc::new(Batcher::new(db.clone())),
             db,
             enqueued: Arc::new(watch::Sender::new(0)),
@@ -210,9 +251,19 @@ impl SqlStore {
             job,
             now: millis::now(),
         };
-        let id = self.inserts.write(insert).await?;
+        let id = self.inserts.write(insert).await??;
         self.enqueued.send_modify(|count| *count += 1);
         Ok(id)
+    }
+
+    /// Runs `write` (a cancel) so that its commits survive power loss when
+    /// the store asks for it (SQLite; PostgreSQL's enqueue pool is set up
+    /// so).
+    pub(super) async fn durably<T>(
+        &self,
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        durably(self.full_sync.as_ref(), write).await
     }
 
     pub(super) async fn claim(
@@ -512,73 +563,460 @@ struct Insert {
     now: i64,
 }
 
+/// What enqueues are written with: the database, the bounds they are
+/// checked against, and (SQLite) what makes their commits durable.
+#[derive(Clone, Debug)]
+struct Enqueues {
+    db: Database,
+    options: Arc<StoreOptions>,
+    full_sync: Option<Arc<FullSync>>,
+    counted: Arc<Mutex<Counted>>,
+}
+
+/// What this store's last counts found, so that most bounded enqueues need
+/// no count: finishing only lowers the unfinished jobs, and every bounded
+/// enqueue (of any instance) adds to `lanes_jobs_added`, so the unfinished
+/// jobs are at most those counted plus those added since. Counting, which
+/// reads every unfinished job, is left for when that sum nears a bound.
+#[derive(Clone, Debug, Default)]
+struct Counted {
+    /// The store's unfinished jobs, and the jobs added to all queues, then.
+    store: Option<(i64, i64)>,
+    /// A bounded queue's unfinished jobs, and the jobs added to it, then.
+    queues: HashMap<String, (i64, i64)>,
+}
+
 impl GroupWrite for Insert {
-    type Done = JobId;
-    type Target = Database;
+    /// The job's id, or the bound that refused it.
+    type Done = Result<JobId, StoreError>;
+    type Target = Enqueues;
 
     /// One multi-row `INSERT`: one round trip and one commit. On
     /// PostgreSQL it also notifies, in the same statement, and only for
     /// rows it added (PostgreSQL sends one of identical notifications in
     /// a transaction).
-    async fn write_all(db: &Database, inserts: &[Insert]) -> Result<Vec<JobId>, StoreError> {
-        const VALUES: usize = 9;
-        let rows: Vec<String> = placeholders::<VALUES>(inserts.len(), 1)
-            .map(|[id, kind, queue, payload, attempts, timeout, run_at, key, now]| {
-                format!(
-                    "({id}, {kind}, {queue}, 'queued', {payload}, 0, {attempts}, {timeout}, {run_at}, \
-                     0, 0, {key}, {now}, {now})"
-                )
+    ///
+    /// When a bound applies, the count and the insert are one transaction
+    /// that no other enqueue of the database interleaves with: SQLite's
+    /// `BEGIN IMMEDIATE` takes the write lock at once, and on PostgreSQL a
+    /// transaction-scoped advisory lock of the schema makes every
+    /// instance's enqueues count in turn (a lock on the rows cannot: the
+    /// jobs that would overflow the bound are not written yet).
+    async fn write_all(
+        target: &Enqueues,
+        inserts: &[Insert],
+    ) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
+        let db = &target.db;
+        let bounded = target.options.max_unfinished.is_some()
+            || inserts
+                .iter()
+                .any(|insert| target.options.bounds_queue(&insert.job.queue));
+        // The one connection is held from the switch to FULL to the switch
+        // back, so that no worker write in between pays for a disk sync.
+        let mut connection = db.pool.acquire().await.map_err(database)?;
+        if let Some(sync) = &target.full_sync {
+            sync.full(&mut connection).await?;
+        }
+        let written = write_batch(target, &mut connection, inserts, bounded).await;
+        if let Some(sync) = &target.full_sync {
+            sync.relax(&mut connection).await;
+        }
+        written
+    }
+}
+
+/// The batch's enqueues on `connection`: checked against the bounds and
+/// added in one transaction when `bounded`, else added at once.
+async fn write_batch(
+    target: &Enqueues,
+    connection: &mut sqlx::AnyConnection,
+    inserts: &[Insert],
+    bounded: bool,
+) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
+    use sqlx::Connection as _;
+
+    let db = &target.db;
+    if !bounded {
+        let all: Vec<&Insert> = inserts.iter().collect();
+        let ids = add(db, connection, &all).await?;
+        return Ok(ids.into_iter().map(Ok).collect());
+    }
+    let mut transaction = match db.dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await,
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => connection.begin().await,
+    }
+    .map_err(database)?;
+    if let Some((_, channel)) = &db.notify {
+        // The channel is the schema's: one lock per store. `void`
+        // cannot be read by the `Any` driver; as text it is empty.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
+            .bind(channel)
+            .execute(&mut *transaction)
+            .await
+            .map_err(database)?;
+    }
+    let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
+    let admitted: Vec<&Insert> = inserts
+        .iter()
+        .zip(&admissions)
+        .filter(|(_, admission)| matches!(admission, Admission::Add))
+        .map(|(insert, _)| insert)
+        .collect();
+    let mut added = add(db, &mut transaction, &admitted).await?.into_iter();
+    transaction.commit().await.map_err(database)?;
+    // Only once committed: a batch rolled back leaves the last counts true.
+    *target.counted.lock().unwrap_or_else(|e| e.into_inner()) = counted;
+    Ok(admissions
+        .into_iter()
+        .map(|admission| match admission {
+            Admission::Add => Ok(added.next().expect("an id for each admitted job")),
+            Admission::Repeat(id) => Ok(id),
+            Admission::Refused(error) => Err(error),
+        })
+        .collect())
+}
+
+/// What becomes of one enqueue of a batch under the bounds.
+enum Admission {
+    Add,
+    /// Its idempotency key is a stored job's: that job's id, nothing added.
+    Repeat(JobId),
+    Refused(StoreError),
+}
+
+/// Decides each enqueue of the batch, in order, against the unfinished
+/// jobs in `connection`'s transaction, and records the jobs it admits in
+/// `lanes_jobs_added`; returns the counts to keep once it commits.
+async fn admit(
+    target: &Enqueues,
+    connection: &mut sqlx::AnyConnection,
+    inserts: &[Insert],
+) -> Result<(Vec<Admission>, Counted), StoreError> {
+    let db = &target.db;
+    let options = &target.options;
+    let keys: Vec<&str> = inserts
+        .iter()
+        .filter_map(|insert| insert.job.idempotency_key.as_deref())
+        .collect();
+    let mut stored: HashMap<String, JobId> = HashMap::new();
+    if !keys.is_empty() {
+        let list: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+        let mut query = sqlx::query(db.sql(&format!(
+            "SELECT id, idempotency_key FROM lanes_jobs WHERE idempotency_key IN ({})",
+            list.join(", ")
+        )));
+        for key in &keys {
+            query = query.bind(*key);
+        }
+        for row in query.fetch_all(&mut *connection).await.map_err(database)? {
+            stored.insert(get(&row, "idempotency_key")?, job_id(&row, "id")?);
+        }
+    }
+    let mut added: HashMap<String, i64> = HashMap::new();
+    for row in sqlx::query("SELECT queue, jobs FROM lanes_jobs_added")
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(database)?
+    {
+        added.insert(get(&row, "queue")?, get(&row, "jobs")?);
+    }
+    let added_to_all: i64 = added.values().sum();
+    let batch = i64::try_from(inserts.len()).unwrap_or(i64::MAX);
+    let mut counted = target
+        .counted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    // At most the last count plus what was added since; counted again when
+    // that could pass the bound within this batch.
+    let at_most = |last: Option<(i64, i64)>, added_now: i64, limit: u64| {
+        last.map(|(unfinished, added_then)| unfinished + added_now - added_then)
+            .filter(|at_most| {
+                at_most.saturating_add(batch) <= i64::try_from(limit).unwrap_or(i64::MAX)
             })
-            .collect();
-        let insert = format!(
-            "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
-             timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
-             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
-            rows.join(", ")
-        );
-        // `pg_notify` returns `void`, which the `Any` driver cannot read;
-        // as text it is empty.
-        let statement = match &db.notify {
-            Some(_) => format!(
-                "WITH inserted AS ({insert} RETURNING id, queue) \
-                 SELECT id, pg_notify(${}, queue)::text AS notified FROM inserted",
-                inserts.len() * VALUES + 1
-            ),
-            None => format!("{insert} RETURNING id"),
-        };
-        let mut query = sqlx::query(db.sql(&statement));
-        for Insert { id, job, now } in inserts {
-            query = query
-                .bind(id.to_string())
-                .bind(&job.kind)
-                .bind(&job.queue)
-                .bind(job.payload.to_string())
-                .bind(i64::from(job.max_attempts.max(1)))
-                .bind(millis_of(job.timeout))
-                .bind(job.run_at.map_or(*now, millis::from))
-                .bind(&job.idempotency_key)
-                .bind(*now);
-        }
-        if let Some((_, channel)) = &db.notify {
-            query = query.bind(channel);
-        }
-        let added = returned_ids(query, &db.pool).await?;
-        let mut ids = Vec::with_capacity(inserts.len());
-        for insert in inserts {
-            if added.contains(&insert.id) {
-                ids.push(insert.id);
-                continue;
-            }
-            // Its idempotency key was taken: the first job's id.
-            let row = sqlx::query(db.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
-                .bind(&insert.job.idempotency_key)
-                .fetch_one(&db.pool)
+    };
+    let mut in_store = 0;
+    if let Some(limit) = options.max_unfinished {
+        in_store = match at_most(counted.store, added_to_all, limit) {
+            Some(at_most) => at_most,
+            None => {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
+                )
+                .fetch_one(&mut *connection)
                 .await
                 .map_err(database)?;
-            ids.push(job_id(&row, "id")?);
-        }
-        Ok(ids)
+                get(&row, "unfinished")?
+            }
+        };
     }
+    let mut in_queue: HashMap<&str, i64> = HashMap::new();
+    for insert in inserts {
+        let queue = insert.job.queue.as_str();
+        let Some(limit) = options.queue_max_unfinished.get(queue).copied() else {
+            continue;
+        };
+        if in_queue.contains_key(queue) {
+            continue;
+        }
+        let added_now = added.get(queue).copied().unwrap_or(0);
+        let unfinished = match at_most(counted.queues.get(queue).copied(), added_now, limit) {
+            Some(at_most) => at_most,
+            None => {
+                // Through the two partial indexes claims use, as one count.
+                let row = sqlx::query(db.sql(
+                    "SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
+                     + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished",
+                ))
+                .bind(queue)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(database)?;
+                get(&row, "unfinished")?
+            }
+        };
+        in_queue.insert(queue, unfinished);
+    }
+    // A key used twice in the batch: the second is a repeat of the first,
+    // answered with its id once it is added.
+    let mut added_keys: HashSet<&str> = HashSet::new();
+    let mut adding: HashMap<&str, i64> = HashMap::new();
+    let mut admissions = Vec::with_capacity(inserts.len());
+    for insert in inserts {
+        let key = insert.job.idempotency_key.as_deref();
+        if let Some(id) = key.and_then(|key| stored.get(key)) {
+            admissions.push(Admission::Repeat(*id));
+            continue;
+        }
+        if key.is_some_and(|key| added_keys.contains(key)) {
+            admissions.push(Admission::Add);
+            continue;
+        }
+        let queue = insert.job.queue.as_str();
+        let queued = in_queue.get(queue).copied().unwrap_or(0);
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        if let Some(refused) = options.refusal(queue, count(in_store), count(queued)) {
+            admissions.push(Admission::Refused(refused));
+            continue;
+        }
+        in_store += 1;
+        if let Some(count) = in_queue.get_mut(queue) {
+            *count += 1;
+        }
+        *adding.entry(queue).or_default() += 1;
+        added_keys.extend(key);
+        admissions.push(Admission::Add);
+    }
+    if !adding.is_empty() {
+        let rows: Vec<String> = placeholders::<2>(adding.len(), 1)
+            .map(|[queue, jobs]| format!("({queue}, {jobs})"))
+            .collect();
+        let mut query = sqlx::query(db.sql(&format!(
+            "INSERT INTO lanes_jobs_added (queue, jobs) VALUES {} \
+             ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + excluded.jobs",
+            rows.join(", ")
+        )));
+        for (queue, jobs) in &adding {
+            query = query.bind(*queue).bind(*jobs);
+        }
+        query.execute(&mut *connection).await.map_err(database)?;
+    }
+    let added_in_batch: i64 = adding.values().sum();
+    if options.max_unfinished.is_some() {
+        counted.store = Some((in_store, added_to_all + added_in_batch));
+    }
+    for (queue, unfinished) in in_queue {
+        let added_after =
+            added.get(queue).copied().unwrap_or(0) + adding.get(queue).copied().unwrap_or(0);
+        counted
+            .queues
+            .insert(queue.to_owned(), (unfinished, added_after));
+    }
+    Ok((admissions, counted))
+}
+
+/// Adds `inserts` in one statement on `connection`; a job whose
+/// idempotency key was taken is answered with the first job's id.
+async fn add(
+    db: &Database,
+    connection: &mut sqlx::AnyConnection,
+    inserts: &[&Insert],
+) -> Result<Vec<JobId>, StoreError> {
+    if inserts.is_empty() {
+        return Ok(Vec::new());
+    }
+    const VALUES: usize = 9;
+    let rows: Vec<String> = placeholders::<VALUES>(inserts.len(), 1)
+        .map(|[id, kind, queue, payload, attempts, timeout, run_at, key, now]| {
+            format!(
+                "({id}, {kind}, {queue}, 'queued', {payload}, 0, {attempts}, {timeout}, {run_at}, \
+                 0, 0, {key}, {now}, {now})"
+            )
+        })
+        .collect();
+    let insert = format!(
+        "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
+         timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
+         VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
+        rows.join(", ")
+    );
+    // `pg_notify` returns `void`, which the `Any` driver cannot read;
+    // as text it is empty.
+    let statement = match &db.notify {
+        Some(_) => format!(
+            "WITH inserted AS ({insert} RETURNING id, queue) \
+             SELECT id, pg_notify(${}, queue)::text AS notified FROM inserted",
+            inserts.len() * VALUES + 1
+        ),
+        None => format!("{insert} RETURNING id"),
+    };
+    let mut query = sqlx::query(db.sql(&statement));
+    for Insert { id, job, now } in inserts.iter().copied() {
+        query = query
+            .bind(id.to_string())
+            .bind(&job.kind)
+            .bind(&job.queue)
+            .bind(job.payload.to_string())
+            .bind(i64::from(job.max_attempts.max(1)))
+            .bind(millis_of(job.timeout))
+            .bind(job.run_at.map_or(*now, millis::from))
+            .bind(&job.idempotency_key)
+            .bind(*now);
+    }
+    if let Some((_, channel)) = &db.notify {
+        query = query.bind(channel);
+    }
+    let added = query
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(database)?
+        .iter()
+        .map(|row| job_id(row, "id"))
+        .collect::<Result<HashSet<JobId>, StoreError>>()?;
+    let mut ids = Vec::with_capacity(inserts.len());
+    for insert in inserts {
+        if added.contains(&insert.id) {
+            ids.push(insert.id);
+            continue;
+        }
+        // Its idempotency key was taken: the first job's id.
+        let row = sqlx::query(db.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
+            .bind(&insert.job.idempotency_key)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(database)?;
+        ids.push(job_id(&row, "id")?);
+    }
+    Ok(ids)
+}
+
+/// SQLite's `synchronous` setting on the store's one connection: `FULL`
+/// (the log synced to disk at each commit) for the writes that must
+/// survive power loss, `NORMAL` (no sync at commit) otherwise. A FULL
+/// commit syncs the log up to it, so the relaxed commits before it are
+/// made durable too. SQLite refuses the switch inside a transaction, so it
+/// is made between statements. An enqueue batch holds the connection for
+/// its whole switch; a cancel (whose statements take the connection one at
+/// a time) keeps it FULL from its first statement to its last, counted in
+/// `cancels`, and a batch ending meanwhile leaves it FULL.
+#[derive(Debug)]
+struct FullSync {
+    pool: AnyPool,
+    /// The cancels under way; raised before their switch to FULL.
+    cancels: std::sync::atomic::AtomicUsize,
+    /// Makes one cancel's switch at a time.
+    switching: tokio::sync::Mutex<()>,
+}
+
+impl FullSync {
+    async fn full(&self, connection: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(connection)
+            .await
+            .map(drop)
+            .map_err(database)
+    }
+
+    /// Back to NORMAL at the end of a batch, unless a cancel is under way.
+    async fn relax(&self, connection: &mut sqlx::AnyConnection) {
+        if self.cancels.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            normal(connection).await;
+        }
+    }
+
+    async fn enter(&self) -> Result<(), StoreError> {
+        let _switching = self.switching.lock().await;
+        if self
+            .cancels
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            let switched = match self.pool.acquire().await {
+                Ok(mut connection) => self.full(&mut connection).await,
+                Err(error) => Err(database(error)),
+            };
+            if let Err(error) = switched {
+                self.cancels
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn leave(&self) {
+        let _switching = self.switching.lock().await;
+        if self
+            .cancels
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            match self.pool.acquire().await {
+                Ok(mut connection) => normal(&mut connection).await,
+                Err(error) => {
+                    tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`")
+                }
+            }
+        }
+    }
+}
+
+/// Should it fail, the connection stays FULL: slower, never less durable.
+async fn normal(connection: &mut sqlx::AnyConnection) {
+    if let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(connection)
+        .await
+    {
+        tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
+    }
+}
+
+/// Ends a durable write when dropped, also when its caller gave up on it
+/// midway (a handler whose client left): else the connection would stay
+/// FULL for good.
+struct Leave(Arc<FullSync>);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let sync = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { sync.leave().await });
+        }
+    }
+}
+
+async fn durably<T>(
+    full_sync: Option<&Arc<FullSync>>,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(sync) = full_sync else {
+        return write.await;
+    };
+    sync.enter().await?;
+    let _leave = Leave(sync.clone());
+    write.await
 }
 
 /// How a worker's attempt ended, written with the others waiting.
