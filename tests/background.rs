@@ -2,7 +2,6 @@
 //! kind registered itself, and a worker runs it with the options the
 //! attribute gave.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -70,29 +69,13 @@ async fn tick(mut times: u32) {
     }
 }
 
-/// The store `#[background]` fns use in this test process: the default
-/// one, set once through `Config`.
-fn default_store() -> Store {
-    static STORE: OnceLock<Store> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let store = Store::memory(1_000);
-            lanes::Config::new()
-                .job_store(store.clone())
-                .install()
-                .expect("installed once, before any lane ran");
-            store
-        })
-        .clone()
-}
-
 /// The tests share the default store, so one at a time runs workers on it.
 static WORKERS_ON_THE_DEFAULT_STORE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
     let _alone = WORKERS_ON_THE_DEFAULT_STORE.lock().await;
-    let store = default_store();
+    let store = lanes_tests::default_store();
     let app = axum::Router::new()
         .route("/welcome", post(send_welcome))
         .route("/reports/{team}/{year}", post(render_report))
@@ -178,7 +161,7 @@ async fn a_background_handler_answers_202_and_a_worker_runs_the_job() {
 #[tokio::test]
 async fn enqueue_options_timeouts_and_stale_payloads() {
     let _alone = WORKERS_ON_THE_DEFAULT_STORE.lock().await;
-    let store = default_store();
+    let store = lanes_tests::default_store();
     // Not the default store: `on` sends the job elsewhere.
     let elsewhere = Store::memory(10);
     let accepted = tick(3).on(&elsewhere).await.unwrap();

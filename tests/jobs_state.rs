@@ -6,7 +6,7 @@
 //! The kinds here take states, so they live in this test binary alone:
 //! every `Registry::registered()` in it sees them.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
@@ -140,25 +140,9 @@ async fn workers_give_their_states(backend: &impl Backend) {
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
-/// The store `#[background]` fns use in this test process: the default
-/// one, set once through `Config`.
-fn default_store() -> Store {
-    static STORE: OnceLock<Store> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let store = Store::memory(1_000);
-            lanes::Config::new()
-                .job_store(store.clone())
-                .install()
-                .expect("installed once, before any lane ran");
-            store
-        })
-        .clone()
-}
-
 #[tokio::test]
 async fn an_enqueueing_handler_extracts_its_state_from_the_router() {
-    let store = default_store();
+    let store = lanes_tests::default_store();
     let app = axum::Router::new()
         .route("/greet", post(greet))
         .with_state(greeter("Hello from the router"));
@@ -183,7 +167,7 @@ async fn an_enqueueing_handler_extracts_its_state_from_the_router() {
 
 #[tokio::test]
 async fn workers_without_a_state_their_kinds_take_do_not_start() {
-    default_store();
+    lanes_tests::default_store();
     let refused = lanes::jobs::start_workers(WorkerConfig::default().state(Shelf::default()))
         .await
         .unwrap_err();

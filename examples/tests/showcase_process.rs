@@ -114,6 +114,13 @@ impl Showcase {
         }
     }
 
+    /// SIGTERM, then exit status 0 within the drain deadline.
+    async fn stops_cleanly(&mut self) {
+        self.terminate();
+        let status = self.exit_within(DRAIN_DEADLINE + MARGIN).await;
+        assert!(status.success(), "{status}; its log:\n{}", self.log());
+    }
+
     async fn post(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
         let response = client.post(self.url(path)).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -240,13 +247,7 @@ async fn the_binary_prints_the_readme_commands_for_its_address() {
         showcase.printed,
         lanes_showcase::curl_commands(&showcase.addr)
     );
-    showcase.terminate();
-    assert!(
-        showcase
-            .exit_within(DRAIN_DEADLINE + MARGIN)
-            .await
-            .success()
-    );
+    showcase.stops_cleanly().await;
     let log = showcase.log();
     assert!(
         log.contains(&format!("showcase: listening on http://{}", showcase.addr))
@@ -472,13 +473,7 @@ async fn half_open_and_idle_connections_neither_stop_health_nor_stay_open() {
         idle_end.is_ok(),
         "the idle kept-alive connection stays open"
     );
-    showcase.terminate();
-    assert!(
-        showcase
-            .exit_within(DRAIN_DEADLINE + MARGIN)
-            .await
-            .success()
-    );
+    showcase.stops_cleanly().await;
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -543,13 +538,7 @@ async fn names_and_bodies_past_the_limits_are_refused_with_the_rule() {
             .unwrap()
             .contains("length limit exceeded")
     );
-    showcase.terminate();
-    assert!(
-        showcase
-            .exit_within(DRAIN_DEADLINE + MARGIN)
-            .await
-            .success()
-    );
+    showcase.stops_cleanly().await;
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -578,13 +567,7 @@ async fn a_report_being_rewritten_is_always_read_whole() {
     }
     writes.await.unwrap();
     assert!(reads > 0);
-    showcase.terminate();
-    assert!(
-        showcase
-            .exit_within(DRAIN_DEADLINE + MARGIN)
-            .await
-            .success()
-    );
+    showcase.stops_cleanly().await;
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -609,12 +592,6 @@ async fn a_body_sent_too_slowly_is_refused() {
         status_line.starts_with("HTTP/1.1 4"),
         "a 4xx answer: {status_line:?}"
     );
-    showcase.terminate();
-    assert!(
-        showcase
-            .exit_within(DRAIN_DEADLINE + MARGIN)
-            .await
-            .success()
-    );
+    showcase.stops_cleanly().await;
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -162,3 +162,19 @@ pub async fn accepted(response: reqwest::Response) -> (lanes::jobs::JobId, Strin
     assert_eq!(location, format!("/jobs/{id}"));
     (id.parse().expect("a job id"), location)
 }
+
+/// The store `#[background]` fns use in this test process: the default
+/// one, a memory store set once through `Config`.
+pub fn default_store() -> lanes::jobs::Store {
+    static STORE: std::sync::OnceLock<lanes::jobs::Store> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let store = lanes::jobs::Store::memory(1_000);
+            lanes::Config::new()
+                .job_store(store.clone())
+                .install()
+                .expect("installed once, before any lane ran");
+            store
+        })
+        .clone()
+}

@@ -8,35 +8,35 @@ use lanes::jobs::{Store, StoreOptions};
 /// Makes a fresh, empty store; `Drop` removes what it made.
 #[allow(async_fn_in_trait)] // used only by these tests, on one runtime
 pub trait Backend {
-    async fn fresh(&self) -> Store;
-    /// A second handle on the same data, as another process would open it.
-    async fn reopen(&self) -> Store;
-    /// [`Backend::fresh`] opened with `options`.
+    /// A fresh store, opened with `options`.
     async fn fresh_with(&self, options: StoreOptions) -> Store;
-    /// [`Backend::reopen`] opened with `options` (the memory store is the
-    /// one [`Backend::fresh_with`] made, with its options).
+    /// A second handle on the data of the last fresh store, as another
+    /// process would open it, with `options` (the memory store is the one
+    /// [`Backend::fresh_with`] made, with its options).
     async fn reopen_with(&self, options: StoreOptions) -> Store;
+
+    /// A fresh store with the default options.
+    async fn fresh(&self) -> Store {
+        self.fresh_with(StoreOptions::new()).await
+    }
+
+    /// A second handle with the default options.
+    async fn reopen(&self) -> Store {
+        self.reopen_with(StoreOptions::new()).await
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Memory(std::sync::Mutex<Option<Store>>);
 
 impl Backend for Memory {
-    async fn fresh(&self) -> Store {
-        let store = Store::memory(1_000);
-        *self.0.lock().unwrap() = Some(store.clone());
-        store
-    }
-    async fn reopen(&self) -> Store {
-        self.0.lock().unwrap().clone().expect("a store was made")
-    }
     async fn fresh_with(&self, options: StoreOptions) -> Store {
         let store = Store::memory_with(options);
         *self.0.lock().unwrap() = Some(store.clone());
         store
     }
     async fn reopen_with(&self, _: StoreOptions) -> Store {
-        self.reopen().await
+        self.0.lock().unwrap().clone().expect("a store was made")
     }
 }
 
@@ -53,15 +53,6 @@ pub fn unique(prefix: &str) -> String {
 pub struct Sqlite(std::sync::Mutex<Option<std::path::PathBuf>>);
 
 impl Backend for Sqlite {
-    async fn fresh(&self) -> Store {
-        let path = std::env::temp_dir().join(format!("{}.db", unique("lanes_jobs")));
-        *self.0.lock().unwrap() = Some(path.clone());
-        Store::sqlite(&path).await.unwrap()
-    }
-    async fn reopen(&self) -> Store {
-        let path = self.0.lock().unwrap().clone().expect("a store was made");
-        Store::sqlite(&path).await.unwrap()
-    }
     async fn fresh_with(&self, options: StoreOptions) -> Store {
         let path = std::env::temp_dir().join(format!("{}.db", unique("lanes_jobs")));
         *self.0.lock().unwrap() = Some(path.clone());
@@ -90,20 +81,6 @@ pub struct Postgres {
 }
 
 impl Backend for Postgres {
-    async fn fresh(&self) -> Store {
-        let schema = crate::test_schema();
-        *self.schema.lock().unwrap() = Some(schema.clone());
-        Store::postgres(&self.url, &schema).await.unwrap()
-    }
-    async fn reopen(&self) -> Store {
-        let schema = self
-            .schema
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("a store was made");
-        Store::postgres(&self.url, &schema).await.unwrap()
-    }
     async fn fresh_with(&self, options: StoreOptions) -> Store {
         let schema = crate::test_schema();
         *self.schema.lock().unwrap() = Some(schema.clone());
