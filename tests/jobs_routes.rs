@@ -185,7 +185,7 @@ async fn delete_cancels_a_running_job() {
     assert_eq!(
         cancel.status(),
         202,
-        "requested: the worker stops it at its next renewal"
+        "requested: the worker records it cancelled once the body stops"
     );
     let stream = client
         .get(format!("{base}{location}/events"))

@@ -74,7 +74,8 @@ async fn cancel(State(store): State<Store>, Path(id): Path<String>) -> Result<Re
     };
     let status = match state {
         JobState::Cancelled => StatusCode::OK,
-        // Requested: its worker stops it at its next lease renewal.
+        // Requested: its worker hears of it at once, and records it
+        // cancelled once the body has stopped.
         JobState::Running => StatusCode::ACCEPTED,
         _ => StatusCode::CONFLICT,
     };
