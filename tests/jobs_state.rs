@@ -78,6 +78,8 @@ async fn the_workers_give_states_on_postgres() {
 }
 
 async fn workers_give_their_states(backend: &impl Backend) {
+    // Before any lane runs: the handler test sets the default store.
+    lanes_tests::default_store();
     let store = backend.fresh().await;
     // The caller's state is not what the job gets: it is not stored.
     let greeted = greet(
@@ -200,6 +202,7 @@ async fn workers_without_a_state_their_kinds_take_do_not_start() {
 /// with the fix, and is retried (another worker may have the state).
 #[tokio::test]
 async fn a_state_is_needed_only_where_its_kind_runs() {
+    lanes_tests::default_store();
     let store = Store::memory(10);
     let id = store
         .enqueue(

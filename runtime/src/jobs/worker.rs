@@ -577,7 +577,6 @@ impl<'a> Attempt<'a> {
         };
         let detached = Detached::new();
         let payload = std::mem::take(&mut self.job.payload);
-        let started = Instant::now();
         // Aborted with this attempt's supervisor too (the runtime shuts down).
         let mut task = AbortOnDrop(tokio::spawn(detached.scope(run(context, payload).0)));
         let expiry = tokio::time::sleep(self.job.timeout);
@@ -652,7 +651,6 @@ impl<'a> Attempt<'a> {
                 return;
             }
         };
-        tracing::trace!(job = %id, ran_ms = started.elapsed().as_millis(), "lanes: a job attempt ended");
         self.end(how, &mut counted).await;
     }
 
