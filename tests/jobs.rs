@@ -603,7 +603,8 @@ async fn a_timed_out_sync_attempt_never_overlaps_its_retry(store: &Store) {
         let runs = recorded.clone();
         lanes::run_blocking(move || {
             let started = Instant::now();
-            std::thread::sleep(Duration::from_millis(400));
+            // Far past the timeout, so that a late timer still sees it overrun.
+            std::thread::sleep(Duration::from_millis(1_000));
             // Past the timeout: this attempt is stale.
             context.progress(99, "written");
             runs.lock()
