@@ -266,7 +266,18 @@ async fn failed_and_dead_jobs_are_logged_and_counted() {
         ),
         (1, 1, 0, 0)
     );
+    // Counted when the workers start (the job may not be enqueued yet, or
+    // not claimed yet), and every 5 s after.
+    assert!(
+        stats.queues.iter().any(|q| q.queue == "default"),
+        "{:?}",
+        stats.queues
+    );
     let text = metrics.render();
+    assert!(
+        text.contains("lanes_jobs_waiting{queue=\"default\"} "),
+        "no waiting gauge in:\n{text}"
+    );
     for outcome in ["retried", "dead"] {
         let line = format!(
             "lanes_jobs_attempts_total{{kind=\"refused_mail\",queue=\"default\",outcome=\"{outcome}\"}} 1"

@@ -13,14 +13,24 @@ use std::future::Future;
 /// first polls the future is not lost: call it before announcing that the
 /// service is ready.
 ///
+/// The workers stop claiming at the signal, beside the HTTP drain rather
+/// than after it (`axum::serve` drains without a deadline; the showcase's
+/// `main.rs` bounds it too):
+///
 /// ```no_run
 /// # async fn run(app: axum::Router, workers: lanes::jobs::Workers) -> std::io::Result<()> {
+/// use std::future::IntoFuture;
+/// use futures_util::FutureExt;
+///
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// axum::serve(listener, app)
-///     .with_graceful_shutdown(lanes::shutdown_signal())
-///     .await?;
-/// workers.shutdown(std::time::Duration::from_secs(10)).await;
-/// # Ok(())
+/// let stop = lanes::shutdown_signal().shared();
+/// let serving = axum::serve(listener, app).with_graceful_shutdown(stop.clone());
+/// let stopping = async {
+///     stop.await;
+///     workers.shutdown(std::time::Duration::from_secs(10)).await;
+/// };
+/// let (served, ()) = tokio::join!(serving.into_future(), stopping);
+/// served
 /// # }
 /// ```
 ///

@@ -236,18 +236,8 @@ impl MemoryStore {
             Finish::Dead { error } => inner.end(id, JobState::Dead, Some(error), None),
             Finish::Cancelled => inner.end(id, JobState::Cancelled, None, None),
             Finish::Retry { error, at } => {
-                let entry = inner.jobs.get_mut(&id).expect("checked above");
-                entry.job.state = JobState::Failed;
-                entry.job.error = Some(error);
-                entry.job.run_at = at;
-                entry.job.updated_at = SystemTime::now();
-                entry.worker = None;
-                let queue = entry.job.queue.clone();
-                inner
-                    .due
-                    .entry(queue)
-                    .or_default()
-                    .insert((millis::from(at), id));
+                inner.jobs.get_mut(&id).expect("checked above").job.error = Some(error);
+                inner.wait_again(id, JobState::Failed, at);
             }
         }
         true
@@ -258,20 +248,10 @@ impl MemoryStore {
         let Some(entry) = inner.jobs.get_mut(&id).filter(|e| e.holds(worker)) else {
             return false;
         };
-        let now = SystemTime::now();
-        let until = entry.lease_until;
-        entry.job.state = JobState::Queued;
         entry.job.attempts -= 1;
-        entry.job.run_at = now;
-        entry.job.updated_at = now;
-        entry.worker = None;
-        let queue = entry.job.queue.clone();
+        let until = entry.lease_until;
         inner.leases.remove(&(until, id));
-        inner
-            .due
-            .entry(queue)
-            .or_default()
-            .insert((millis::from(now), id));
+        inner.wait_again(id, JobState::Queued, SystemTime::now());
         true
     }
 
@@ -317,6 +297,21 @@ impl Entry {
 }
 
 impl Inner {
+    /// Puts a job its worker let go of back among the waiting ones, due
+    /// at `at`.
+    fn wait_again(&mut self, id: JobId, state: JobState, at: SystemTime) {
+        let entry = self.jobs.get_mut(&id).expect("a waiting job is stored");
+        entry.job.state = state;
+        entry.job.run_at = at;
+        entry.job.updated_at = SystemTime::now();
+        entry.worker = None;
+        let queue = entry.job.queue.clone();
+        self.due
+            .entry(queue)
+            .or_default()
+            .insert((millis::from(at), id));
+    }
+
     /// Hands a waiting (or lease-expired) job to `worker`.
     fn start(&mut self, id: JobId, worker: &str, lease_until: i64) -> Claimed {
         let entry = self.jobs.get_mut(&id).expect("a due job is stored");

@@ -542,12 +542,12 @@ fn placeholders<const N: usize>(rows: usize, first: usize) -> impl Iterator<Item
 }
 
 /// The ids in the `id` column of the rows `query` returns.
-async fn returned_ids(
+async fn returned_ids<'c>(
     query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    pool: &AnyPool,
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
 ) -> Result<HashSet<JobId>, StoreError> {
     query
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
         .map_err(database)?
         .iter()
@@ -888,13 +888,7 @@ async fn add(
     if let Some((_, channel)) = &db.notify {
         query = query.bind(channel);
     }
-    let added = query
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(database)?
-        .iter()
-        .map(|row| job_id(row, "id"))
-        .collect::<Result<HashSet<JobId>, StoreError>>()?;
+    let added = returned_ids(query, &mut *connection).await?;
     let mut ids = Vec::with_capacity(inserts.len());
     for insert in inserts {
         if added.contains(&insert.id) {

@@ -365,20 +365,12 @@ impl Workers {
         let _ = self.stop.send(true);
         while self.loops.join_next().await.is_some() {}
         let mut running = self.running.lock().await;
-        let drained = tokio::time::timeout(deadline, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_ok() {
+        if all_end_within(&mut running, deadline).await {
             return;
         }
         let jobs = running.len();
         let _ = self.release.send(true);
-        let released = tokio::time::timeout(RELEASE_WAIT, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
-        if released.is_ok() {
+        if all_end_within(&mut running, RELEASE_WAIT).await {
             tracing::info!(
                 jobs,
                 "lanes: jobs still running at the shutdown deadline were released; the next worker resumes them at once"
@@ -391,6 +383,15 @@ impl Workers {
             running.shutdown().await;
         }
     }
+}
+
+/// Whether every task of `running` ended within `limit`.
+async fn all_end_within(running: &mut JoinSet<()>, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok()
 }
 
 #[derive(Debug)]
@@ -484,7 +485,12 @@ async fn claim_loop(
             let shared = shared.clone();
             let claimant = claimant.clone();
             running.spawn(async move {
-                Attempt::begin(&shared, job, claimant).run().await;
+                let attempt = Attempt {
+                    shared: &shared,
+                    job,
+                    claimant,
+                };
+                attempt.run().await;
                 drop(slot);
             });
         }
@@ -530,15 +536,7 @@ enum Outlived {
     Lost,
 }
 
-impl<'a> Attempt<'a> {
-    fn begin(shared: &'a Shared, job: Claimed, claimant: Arc<str>) -> Attempt<'a> {
-        Attempt {
-            shared,
-            job,
-            claimant,
-        }
-    }
-
+impl Attempt<'_> {
     async fn run(mut self) {
         let renew_every = self.shared.config.lease / 3;
         let mut renewals =
