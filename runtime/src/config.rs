@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) retry_after: Duration,
     pub(crate) slow_poll_threshold: Option<Duration>,
     pub(crate) watchdog_threshold: Option<Duration>,
+    pub(crate) quarantine: Option<Quarantine>,
     pub(crate) job_store: Option<crate::jobs::Store>,
 }
 
@@ -48,6 +49,7 @@ impl Default for Config {
             retry_after: Duration::from_secs(1),
             slow_poll_threshold: Some(Duration::from_millis(10)),
             watchdog_threshold: Some(Duration::from_millis(100)),
+            quarantine: None,
             job_store: None,
         }
     }
@@ -133,6 +135,24 @@ impl Config {
         self
     }
 
+    /// Moves a route under [`Watch`](crate::Watch) that keeps blocking off
+    /// the event loop, so that the rest of the service stays responsive
+    /// while the bug is fixed. Off by default: quarantine hides a bug, and
+    /// is a choice to make knowingly.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// lanes::Config::new()
+    ///     .quarantine(Some(lanes::Quarantine::new().after(3).within(Duration::from_secs(60))))
+    ///     .install()
+    ///     .expect("installed before any lane ran");
+    /// ```
+    pub fn quarantine(mut self, policy: Option<Quarantine>) -> Self {
+        self.quarantine = policy;
+        self
+    }
+
     /// Where `#[background]` fns enqueue and [`jobs::start_workers`]
     /// takes jobs from. Default: SQLite in
     /// [`jobs::DEFAULT_SQLITE_FILE`], in the working directory.
@@ -173,12 +193,101 @@ impl Config {
                 "a zero threshold would report every poll; use `None` to turn a monitor off",
             ));
         }
+        if let Some(quarantine) = &self.quarantine {
+            if self.slow_poll_threshold.is_none() {
+                return Err(ConfigError::Invalid(
+                    "`quarantine` acts on slow polls; it needs a `slow_poll_threshold`",
+                ));
+            }
+            if quarantine.after == 0 || quarantine.limit == 0 || quarantine.clean_probes == 0 {
+                return Err(ConfigError::Invalid(
+                    "`Quarantine`'s `after`, `limit` and `clean_probes` must be at least 1",
+                ));
+            }
+        }
         if LANES.get().is_some() {
             return Err(ConfigError::AlreadyStarted);
         }
         LANES
             .set(Lanes::start(self))
             .map_err(|_| ConfigError::AlreadyStarted)
+    }
+}
+
+/// When a route under [`Watch`](crate::Watch) is quarantined, and how it
+/// comes back, for [`Config::quarantine`].
+///
+/// A route whose calls had a slow poll (longer than
+/// [`Config::slow_poll_threshold`]) `after` times within `within` is
+/// quarantined: its next calls run their future on a blocking-pool thread
+/// (the runtime handle's `block_on`), at most `limit` at once and within
+/// [`Config::blocking_limit`]; further calls wait for a place, up to
+/// [`Config::blocking_max_wait`], and are then shed with `503`. One call
+/// every `probe_every` runs on the event loop instead, as a probe; after
+/// `clean_probes` probes in a row with no slow poll, the route is back on
+/// the event loop. Every change is logged, counted in
+/// `lanes_route_quarantined`, and shown in [`stats()`](crate::stats).
+///
+/// A quarantined call that its client abandons runs to its end: a future
+/// on another thread's `block_on` is not dropped from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quarantine {
+    pub(crate) after: u32,
+    pub(crate) within: Duration,
+    pub(crate) limit: usize,
+    pub(crate) probe_every: Duration,
+    pub(crate) clean_probes: u32,
+}
+
+impl Default for Quarantine {
+    fn default() -> Self {
+        Quarantine {
+            after: 3,
+            within: Duration::from_secs(60),
+            limit: 32,
+            probe_every: Duration::from_secs(10),
+            clean_probes: 3,
+        }
+    }
+}
+
+impl Quarantine {
+    /// 3 catches within 60 s; 32 calls at once; a probe every 10 s; 3
+    /// clean probes to come back.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many calls with a slow poll quarantine a route. Default: 3.
+    pub fn after(mut self, calls: u32) -> Self {
+        self.after = calls;
+        self
+    }
+
+    /// The window those calls must fall in. Default: 60 s.
+    pub fn within(mut self, window: Duration) -> Self {
+        self.within = window;
+        self
+    }
+
+    /// How many calls of a quarantined route run at once. Default: 32.
+    pub fn limit(mut self, calls: usize) -> Self {
+        self.limit = calls;
+        self
+    }
+
+    /// How often one call of a quarantined route runs on the event loop to
+    /// see whether it still blocks. Default: 10 s.
+    pub fn probe_every(mut self, every: Duration) -> Self {
+        self.probe_every = every;
+        self
+    }
+
+    /// How many probes in a row must run with no slow poll before the route
+    /// is back on the event loop. Default: 3.
+    pub fn clean_probes(mut self, probes: u32) -> Self {
+        self.clean_probes = probes;
+        self
     }
 }
 

@@ -1,6 +1,7 @@
-//! The event-loop lag gauge: a task on the service's tokio runtime that
-//! sleeps a fixed beat and records how late it woke. A worker held by a
-//! blocking call, or every worker busy, shows up as lag.
+//! The event-loop lag: a task on the service's tokio runtime that sleeps a
+//! fixed beat and records how late it woke, every beat, into a histogram (so
+//! that a spike between two scrapes is kept). A worker held by a blocking
+//! call, or every worker busy, shows up as lag.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,7 +40,7 @@ impl Drop for Alive {
 }
 
 async fn beat(_alive: Alive) {
-    let gauge = metrics::gauge!("lanes_event_loop_lag_seconds");
+    let histogram = metrics::histogram!("lanes_event_loop_lag_seconds");
     loop {
         let due = tokio::time::Instant::now() + BEAT;
         tokio::time::sleep_until(due).await;
@@ -48,6 +49,6 @@ async fn beat(_alive: Alive) {
             u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        gauge.set(lag.as_secs_f64());
+        histogram.record(lag.as_secs_f64());
     }
 }

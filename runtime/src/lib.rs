@@ -99,18 +99,26 @@ mod lane;
 mod poll;
 mod shed;
 mod signal;
+mod stack;
 mod stats;
 pub mod testing;
+mod timeout;
+mod watch;
 mod watchdog;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Quarantine};
 pub use lane::Lane;
 pub use shed::{Shed, ShedFuture, ShedLayer};
 pub use signal::shutdown_signal;
-pub use stats::{HandlerStats, JobStats, LaneStats, QueueStats, Stats, TimingStats, stats};
+pub use stack::{Frame, Stack};
+pub use stats::{
+    HandlerStats, JobStats, LaneStats, QueueStats, RouteMode, RouteStats, Stats, TimingStats, stats,
+};
+pub use timeout::TimedOut;
+pub use watch::{Watch, Watched, WatchedFuture};
 
 /// Marks an `async fn` that stays on the tokio worker, and checks its body
 /// for blocking calls at compile time (the rules are listed in the README).

@@ -1,45 +1,50 @@
 //! The `#[io_bound]` lane at run time: each poll of the fn's future is
-//! timed, published to the watchdog, and reported when slow.
+//! timed, published to the watchdog, and reported when slow. Routes under
+//! [`Watch`](crate::Watch) are timed the same way, and strict tests time
+//! their polls here too.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::clock::CLOCK;
 use crate::config::lanes;
-use crate::lane::{Monitors, Site};
+use crate::lane::Site;
+use crate::stack::{NoStack, Stack};
 use crate::stats::Running;
-use crate::watchdog::PollSlot;
+use crate::watchdog::ThreadSlot;
 
 /// What a worker thread keeps for timing its polls, in one thread-local so
 /// that a poll pays for one lookup.
 struct Worker {
-    slot: Arc<PollSlot>,
-    /// Slow polls reported on this thread, so that a slow nested
-    /// `#[io_bound]` fn is reported once, by the innermost.
+    slot: ThreadSlot,
+    /// Slow polls reported on this thread, so that a slow nested poll is
+    /// reported once, by the innermost site.
     slow_reports: Cell<u64>,
 }
 
 thread_local! {
     static WORKER: Worker = Worker {
-        slot: PollSlot::for_this_thread(),
+        slot: ThreadSlot::for_this_thread(),
         slow_reports: Cell::new(0),
     };
 }
 
 pin_project_lite::pin_project! {
-    /// An `#[io_bound]` fn's future, as its expansion returns it.
+    /// An `#[io_bound]` fn's future, as its expansion returns it, or a
+    /// route's under [`Watch`](crate::Watch).
     #[derive(Debug)]
     pub struct IoBound<F> {
         #[pin]
         body: F,
         site: &'static Site,
         running: Option<Running>,
+        // Whether one of its polls was slower than the slow-poll threshold.
+        slow: bool,
     }
 }
 
@@ -48,6 +53,14 @@ pub fn io_bound<R, F: Future<Output = R>>(site: &'static Site, body: F) -> IoBou
         body,
         site,
         running: None,
+        slow: false,
+    }
+}
+
+impl<F> IoBound<F> {
+    /// Whether a poll so far held its worker past the slow-poll threshold.
+    pub(crate) fn was_slow(&self) -> bool {
+        self.slow
     }
 }
 
@@ -67,7 +80,9 @@ impl<F: Future> Future for IoBound<F> {
         let polled = if monitors.slow_poll_threshold.is_none() && !monitors.watchdog {
             poll_body()
         } else {
-            WORKER.with(|worker| worker.timed(site, monitors, poll_body))
+            let (polled, slow) = WORKER.with(|worker| worker.timed(site, poll_body));
+            *this.slow |= slow;
+            polled
         };
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
@@ -86,45 +101,108 @@ impl<F: Future> Future for IoBound<F> {
     }
 }
 
+/// What a slot held before a poll published itself, put back after it.
+struct Published {
+    outer_site: *mut Site,
+    outermost: bool,
+}
+
 impl Worker {
-    /// Runs `poll` (which cannot unwind) with its start published to the
-    /// watchdog, and reports it if it was slow. Nested `#[io_bound]` polls
-    /// name the innermost fn and keep the outermost start.
-    fn timed<T>(&self, site: &'static Site, monitors: &Monitors, poll: impl FnOnce() -> T) -> T {
-        let began = CLOCK.raw();
-        let slot = &self.slot;
-        let publish = monitors.watchdog;
-        let (outer, outermost) = if publish {
-            // Only this thread writes its slot: plain loads and stores do.
-            let outer = slot.site.load(Ordering::Relaxed);
+    /// Publishes a poll of `site` (none for a strict scope alone) that
+    /// began at `began`. Nested polls name the innermost site and keep the
+    /// outermost start.
+    fn publish(&self, site: Option<&'static Site>, began: u64) -> Published {
+        let slot = &self.slot.0;
+        // Only this thread writes its slot: plain loads and stores do.
+        let outer_site = slot.site.load(Ordering::Relaxed);
+        if let Some(site) = site {
             slot.site
                 .store(site as *const Site as *mut Site, Ordering::Release);
-            let outermost = slot.began.load(Ordering::Relaxed) == 0;
-            if outermost {
-                slot.began.store(began, Ordering::Release);
-            }
-            (outer, outermost)
-        } else {
-            (std::ptr::null_mut(), false)
-        };
+        }
+        let outermost = slot.began.load(Ordering::Relaxed) == 0;
+        if outermost {
+            slot.began.store(began, Ordering::Release);
+        }
+        Published {
+            outer_site,
+            outermost,
+        }
+    }
+
+    fn unpublish(&self, published: Published) {
+        let slot = &self.slot.0;
+        slot.site.store(published.outer_site, Ordering::Release);
+        if published.outermost {
+            slot.began.store(0, Ordering::Release);
+        }
+    }
+
+    /// Runs `poll` (which cannot unwind) timed at `site`, and reports it if
+    /// it was slow; true if it was.
+    fn timed<T>(&self, site: &'static Site, poll: impl FnOnce() -> T) -> (T, bool) {
+        let monitors = &lanes().monitors;
+        let began = CLOCK.raw();
+        let published = monitors.watchdog.then(|| self.publish(Some(site), began));
         let reports_before = self.slow_reports.get();
         let polled = poll();
-        if publish {
-            slot.site.store(outer, Ordering::Release);
-            if outermost {
-                slot.began.store(0, Ordering::Release);
-            }
+        if let Some(published) = published {
+            self.unpublish(published);
         }
-        if let Some(threshold) = monitors.slow_poll_threshold {
-            let took = CLOCK.delta(began, CLOCK.raw());
-            // A nested `#[io_bound]` fn that was slow has said so.
-            if took > threshold && self.slow_reports.get() == reports_before {
-                self.slow_reports.set(reports_before + 1);
-                report_slow_poll(site, took, threshold);
-            }
+        let Some(threshold) = monitors.slow_poll_threshold else {
+            return (polled, false);
+        };
+        let took = CLOCK.delta(began, CLOCK.raw());
+        let slow = took > threshold;
+        // A nested site that was slow has said so.
+        if slow && self.slow_reports.get() == reports_before {
+            self.slow_reports.set(reports_before + 1);
+            report_slow_poll(site, took, threshold);
         }
-        polled
+        (polled, slow)
     }
+
+    /// Runs `poll` (which cannot unwind) as a strict scope's poll, watched
+    /// with `threshold`; when it held the thread longer, the stack the
+    /// watchdog took while it was stuck.
+    fn strict<T>(
+        &self,
+        threshold: Duration,
+        poll: impl FnOnce() -> T,
+    ) -> (T, Option<StrictCatch>) {
+        let slot = &self.slot.0;
+        let began = CLOCK.raw();
+        let published = self.publish(None, began);
+        // The watchdog keys what it takes by the outermost poll's start.
+        let watched_since = slot.began.load(Ordering::Relaxed);
+        let outer_strict = slot.strict_nanos.swap(
+            u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::AcqRel,
+        );
+        let polled = poll();
+        slot.strict_nanos.store(outer_strict, Ordering::Release);
+        self.unpublish(published);
+        let took = CLOCK.delta(began, CLOCK.raw());
+        let caught = (took > threshold).then(|| StrictCatch {
+            took,
+            stack: slot.strict_stack(watched_since),
+        });
+        (polled, caught)
+    }
+}
+
+/// A poll of a strict scope that held its thread past the threshold.
+#[derive(Debug)]
+pub(crate) struct StrictCatch {
+    pub(crate) took: Duration,
+    pub(crate) stack: Result<Stack, NoStack>,
+}
+
+/// Runs `poll` (which cannot unwind) as a poll of a strict scope.
+pub(crate) fn strict_poll<T>(
+    threshold: Duration,
+    poll: impl FnOnce() -> T,
+) -> (T, Option<StrictCatch>) {
+    WORKER.with(|worker| worker.strict(threshold, poll))
 }
 
 fn report_slow_poll(site: &'static Site, took: Duration, threshold: Duration) {

@@ -1,11 +1,12 @@
-//! Load shedding: a lane call that waited past its lane's maximum wait while
-//! serving a request ends that request with `503 Service Unavailable` and
-//! `Retry-After`, through [`ShedLayer`].
+//! Load shedding and lane-call timeouts: a lane call that waited past its
+//! lane's maximum wait, or ran past its `timeout`, while serving a request
+//! ends that request with `503 Service Unavailable` and `Retry-After`, or
+//! `504 Gateway Timeout`, through [`ShedLayer`] or [`Watch`](crate::Watch).
 //!
 //! The layer runs each request inside a task-local scope; a lane call that
 //! gives up marks the scope and stays pending, and the layer, seeing the mark
-//! after that poll, answers `503` and drops the handler's future, exactly as
-//! when a client goes away. Handlers keep their own return types.
+//! after that poll, answers and drops the handler's future, exactly as when
+//! a client goes away. Handlers keep their own return types.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,12 +23,33 @@ use crate::config::lanes;
 use crate::lane::Site;
 
 tokio::task_local! {
-    static REQUEST: Arc<ShedMark>;
+    static REQUEST: Arc<RequestMark>;
 }
 
-/// Set by the lane call that shed the request.
+/// How a lane call ended the request it serves, set by that call.
 #[derive(Debug, Default)]
-struct ShedMark(OnceLock<Duration>);
+pub(crate) struct RequestMark(OnceLock<Ending>);
+
+#[derive(Debug)]
+enum Ending {
+    Shed { retry_after: Duration },
+    TimedOut { site: &'static str, after: Duration },
+}
+
+impl RequestMark {
+    /// The answer a lane call chose for the request, once one has.
+    pub(crate) fn answer(&self) -> Option<Response> {
+        self.0.get().map(|ending| match *ending {
+            Ending::Shed { retry_after } => unavailable(retry_after),
+            Ending::TimedOut { site, after } => timed_out(site, after),
+        })
+    }
+
+    /// `future`, run inside this request's scope.
+    pub(crate) fn scope<F: Future>(self: &Arc<Self>, future: F) -> TaskLocalFuture<Arc<Self>, F> {
+        REQUEST.scope(self.clone(), future)
+    }
+}
 
 /// Whether the current task serves a request that can be answered `503`.
 pub(crate) fn can_shed() -> bool {
@@ -38,7 +60,7 @@ pub(crate) fn can_shed() -> bool {
 pub(crate) async fn shed<T>(site: &'static Site) -> T {
     site.record_shed();
     let retry_after = lanes().settings.retry_after;
-    let _ = REQUEST.try_with(|mark| mark.0.set(retry_after));
+    let _ = REQUEST.try_with(|mark| mark.0.set(Ending::Shed { retry_after }));
     tracing::debug!(
         handler = site.name,
         lane = site.lane.as_str(),
@@ -47,10 +69,26 @@ pub(crate) async fn shed<T>(site: &'static Site) -> T {
     std::future::pending().await
 }
 
+/// Marks the current request, if there is one, as timed out in `site`:
+/// true if it was, and the layer answers `504`.
+pub(crate) fn time_out_request(site: &'static Site, after: Duration) -> bool {
+    REQUEST
+        .try_with(|mark| {
+            let _ = mark.0.set(Ending::TimedOut {
+                site: site.name,
+                after,
+            });
+        })
+        .is_ok()
+}
+
 /// A tower layer that answers `503 Service Unavailable` with `Retry-After`
 /// when a request's `#[blocking]` or `#[cpu_bound]` call cannot enter its
 /// lane within the lane's maximum wait ([`Config::cpu_max_wait`],
 /// [`Config::blocking_max_wait`]). Without it, such calls wait their turn.
+/// A lane call past its `timeout` is answered `504 Gateway Timeout`.
+/// [`Watch`](crate::Watch) does all of this too, and times every route's
+/// polls; this layer is for a router that wants the answers alone.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -103,11 +141,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let mark = Arc::new(ShedMark::default());
-        ShedFuture {
-            inner: REQUEST.scope(mark.clone(), self.inner.call(request)),
-            mark,
-        }
+        ShedFuture::new(self.inner.call(request), Arc::default())
     }
 }
 
@@ -116,8 +150,19 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub struct ShedFuture<F: Future> {
         #[pin]
-        inner: TaskLocalFuture<Arc<ShedMark>, F>,
-        mark: Arc<ShedMark>,
+        inner: TaskLocalFuture<Arc<RequestMark>, F>,
+        mark: Arc<RequestMark>,
+    }
+}
+
+impl<F: Future> ShedFuture<F> {
+    /// `inner`, run inside the request scope `mark`, answered as the lane
+    /// calls in it choose.
+    pub(crate) fn new(inner: F, mark: Arc<RequestMark>) -> ShedFuture<F> {
+        ShedFuture {
+            inner: mark.scope(inner),
+            mark,
+        }
     }
 }
 
@@ -132,11 +177,22 @@ where
         if let Poll::Ready(response) = this.inner.poll(cx) {
             return Poll::Ready(response);
         }
-        match this.mark.0.get() {
-            Some(retry_after) => Poll::Ready(Ok(unavailable(*retry_after))),
+        match this.mark.answer() {
+            Some(answer) => Poll::Ready(Ok(answer)),
             None => Poll::Pending,
         }
     }
+}
+
+fn timed_out(site: &str, after: Duration) -> Response {
+    (
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "`{site}` did not finish within its timeout of {}\n",
+            crate::timeout::human(after)
+        ),
+    )
+        .into_response()
 }
 
 fn unavailable(retry_after: Duration) -> Response {

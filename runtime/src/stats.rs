@@ -1,7 +1,7 @@
 //! Per-handler counters: kept in atomics for [`stats`], and sent through the
 //! `metrics` facade for whatever recorder the service installed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::clock::CLOCK;
 use crate::config::lanes;
 use crate::lane::{Lane, Site};
+use crate::stack::Stack;
 
 /// The counters of one lane fn.
 #[derive(Debug)]
@@ -23,8 +24,36 @@ pub(crate) struct SiteStats {
     panics: AtomicU64,
     slow_polls: AtomicU64,
     stuck_polls: AtomicU64,
+    timeouts: AtomicU64,
+    /// Where the watchdog last caught a poll of it stuck.
+    last_stack: Mutex<Option<Stack>>,
+    quarantine: QuarantineFigures,
     queue_wait: Timing,
     run: Timing,
+}
+
+/// A route's quarantine, as [`Watch`](crate::Watch) moves it.
+#[derive(Debug)]
+struct QuarantineFigures {
+    state: AtomicU8,
+    /// Calls run on a blocking-pool thread.
+    calls: AtomicU64,
+    /// Calls run on the event loop to see whether it still blocks.
+    probes: AtomicU64,
+    /// Times it was quarantined.
+    entered: AtomicU64,
+}
+
+/// Where a route's calls run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RouteMode {
+    /// On the event loop, each poll timed.
+    EventLoop,
+    /// Caught blocking: on blocking-pool threads, with a probe on the event
+    /// loop now and then.
+    Quarantined,
 }
 
 #[derive(Debug)]
@@ -37,6 +66,7 @@ struct Handles {
     panics: Counter,
     slow_polls: Counter,
     stuck_polls: Counter,
+    timeouts: Counter,
 }
 
 #[derive(Debug)]
@@ -89,6 +119,14 @@ impl SiteStats {
             panics: AtomicU64::new(0),
             slow_polls: AtomicU64::new(0),
             stuck_polls: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            last_stack: Mutex::new(None),
+            quarantine: QuarantineFigures {
+                state: AtomicU8::new(RouteMode::EventLoop as u8),
+                calls: AtomicU64::new(0),
+                probes: AtomicU64::new(0),
+                entered: AtomicU64::new(0),
+            },
             queue_wait: Timing::new(),
             run: Timing::new(),
         }
@@ -107,9 +145,12 @@ impl Site {
                 SITES.lock().unwrap_or_else(|e| e.into_inner()).push(self);
             }
             describe_once();
-            let labels = [("lane", self.lane.as_str()), ("handler", self.name)];
-            // Each lane exports the series that can move on it.
+            let named = if self.route { "route" } else { "handler" };
+            let labels = [("lane", self.lane.as_str()), (named, self.name)];
+            // Each lane exports the series that can move on it; a route can
+            // wait for a place while it is quarantined.
             let offloaded = self.lane != Lane::IoBound;
+            let waits = offloaded || self.route;
             let counter = |name: &'static str, applies: bool| {
                 if applies {
                     metrics::counter!(name, &labels)
@@ -133,13 +174,14 @@ impl Site {
             };
             Handles {
                 in_flight: gauge("lanes_calls_in_flight", true),
-                queued: gauge("lanes_calls_queued", offloaded),
-                queue_wait: histogram("lanes_queue_wait_seconds", offloaded),
+                queued: gauge("lanes_calls_queued", waits),
+                queue_wait: histogram("lanes_queue_wait_seconds", waits),
                 run: histogram("lanes_run_seconds", true),
-                shed: counter("lanes_shed_total", offloaded),
+                shed: counter("lanes_shed_total", waits),
                 panics: counter("lanes_panics_total", true),
                 slow_polls: counter("lanes_slow_polls_total", !offloaded),
                 stuck_polls: counter("lanes_stuck_polls_total", !offloaded),
+                timeouts: counter("lanes_timeouts_total", true),
             }
         })
     }
@@ -173,9 +215,50 @@ impl Site {
         self.handles().slow_polls.increment(1);
     }
 
-    pub(crate) fn record_stuck_poll(&'static self) {
+    pub(crate) fn record_stuck_poll(&'static self, stack: Option<Stack>) {
         self.stats.stuck_polls.fetch_add(1, Relaxed);
         self.handles().stuck_polls.increment(1);
+        if stack.is_some() {
+            *self
+                .stats
+                .last_stack
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = stack;
+        }
+    }
+
+    pub(crate) fn record_timeout(&'static self) {
+        self.stats.timeouts.fetch_add(1, Relaxed);
+        self.handles().timeouts.increment(1);
+    }
+
+    /// Where this route's calls run now.
+    pub(crate) fn mode(&self) -> RouteMode {
+        match self.stats.quarantine.state.load(Relaxed) {
+            0 => RouteMode::EventLoop,
+            _ => RouteMode::Quarantined,
+        }
+    }
+
+    pub(crate) fn set_mode(&'static self, mode: RouteMode) {
+        let quarantine = &self.stats.quarantine;
+        quarantine.state.store(mode as u8, Relaxed);
+        if mode == RouteMode::Quarantined {
+            quarantine.entered.fetch_add(1, Relaxed);
+        }
+        describe_once();
+        metrics::gauge!("lanes_route_quarantined", "route" => self.name).set(match mode {
+            RouteMode::EventLoop => 0.0,
+            RouteMode::Quarantined => 1.0,
+        });
+    }
+
+    pub(crate) fn record_quarantined_call(&'static self) {
+        self.stats.quarantine.calls.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_probe(&'static self) {
+        self.stats.quarantine.probes.fetch_add(1, Relaxed);
     }
 }
 
@@ -279,10 +362,18 @@ fn describe_once() {
             "lanes_stuck_polls_total",
             "Polls the watchdog caught holding a tokio worker past its threshold."
         );
+        describe_counter!(
+            "lanes_timeouts_total",
+            "Lane fn calls that did not finish within their timeout."
+        );
         describe_gauge!(
+            "lanes_route_quarantined",
+            "1 while a route caught blocking runs on blocking-pool threads, else 0."
+        );
+        describe_histogram!(
             "lanes_event_loop_lag_seconds",
             Unit::Seconds,
-            "How late the lanes heartbeat task woke on the tokio runtime, last beat."
+            "How late the lanes heartbeat task woke on the tokio runtime, each beat."
         );
         describe_counter!(
             "lanes_jobs_attempts_total",
@@ -473,7 +564,9 @@ pub(crate) fn record_waiting(queue: &str, jobs: u64) {
 /// | `lanes_panics_total` | counter | `lane`, `handler` |
 /// | `lanes_slow_polls_total` | counter | `lane`, `handler` (I/O) |
 /// | `lanes_stuck_polls_total` | counter | `lane`, `handler` (I/O) |
-/// | `lanes_event_loop_lag_seconds` | gauge | |
+/// | `lanes_timeouts_total` | counter | `lane`, `handler` |
+/// | `lanes_event_loop_lag_seconds` | histogram | |
+/// | `lanes_route_quarantined` | gauge | `route` |
 /// | `lanes_jobs_refused_total` | counter | `queue`, `reason` (`full`: a job store's bound) |
 /// | `lanes_jobs_attempts_total` | counter | `kind`, `queue`, `outcome` |
 /// | `lanes_jobs_running` | gauge | `kind`, `queue` |
@@ -481,11 +574,16 @@ pub(crate) fn record_waiting(queue: &str, jobs: u64) {
 /// | `lanes_jobs_wait_seconds` | histogram | `kind`, `queue` |
 /// | `lanes_jobs_run_seconds` | histogram | `kind`, `queue` |
 ///
+/// Under [`Watch`](crate::Watch), each route has the same series with a
+/// `route` label (`GET /users/{id}`) in place of `handler`.
+///
 /// The job figures are those of the workers running in this process.
 pub fn stats() -> Stats {
     let running = lanes();
     let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let handlers: Vec<HandlerStats> = sites.iter().map(|site| HandlerStats::of(site)).collect();
+    let (routes, fns): (Vec<&Site>, Vec<&Site>) = sites.iter().partition(|site| site.route);
+    let handlers: Vec<HandlerStats> = fns.iter().map(|site| HandlerStats::of(site)).collect();
+    let routes = routes.iter().map(|site| RouteStats::of(site)).collect();
     let lane = |lane: Lane, capacity: Option<(usize, usize)>| {
         let mine = handlers.iter().filter(|h| h.lane == lane);
         let mut totals = LaneStats {
@@ -528,6 +626,7 @@ pub fn stats() -> Stats {
             ),
         ],
         handlers,
+        routes,
         jobs: JOBS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -554,6 +653,8 @@ pub struct Stats {
     pub event_loop_lag_ms: f64,
     pub lanes: Vec<LaneStats>,
     pub handlers: Vec<HandlerStats>,
+    /// Each route [`Watch`](crate::Watch) has served.
+    pub routes: Vec<RouteStats>,
     /// Each job kind and queue this process's workers ran.
     pub jobs: Vec<JobStats>,
     /// Each queue this process's workers take jobs from.
@@ -580,6 +681,11 @@ impl Stats {
         self.handlers
             .iter()
             .find(|h| h.handler == name || h.handler.ends_with(&format!("::{name}")))
+    }
+
+    /// The route named `route`, method first (`"GET /users/{id}"`).
+    pub fn route(&self, route: &str) -> Option<&RouteStats> {
+        self.routes.iter().find(|r| r.route == route)
     }
 }
 
@@ -619,8 +725,75 @@ pub struct HandlerStats {
     pub panics: u64,
     pub slow_polls: u64,
     pub stuck_polls: u64,
+    /// Calls that did not finish within their `timeout`.
+    pub timeouts: u64,
     pub queue_wait: TimingStats,
     pub run: TimingStats,
+    /// Where the watchdog last caught a poll of it stuck.
+    pub last_stuck_stack: Option<Stack>,
+}
+
+impl SiteStats {
+    fn last_stack(&self) -> Option<Stack> {
+        self.last_stack
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// One route (method and matched path) under [`Watch`](crate::Watch).
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct RouteStats {
+    /// `GET /users/{id}`.
+    pub route: &'static str,
+    pub mode: RouteMode,
+    pub in_flight: u64,
+    /// Calls waiting for a place while the route is quarantined.
+    pub queued: u64,
+    pub completed: u64,
+    /// Calls shed while they waited for a place.
+    pub shed: u64,
+    pub panics: u64,
+    pub slow_polls: u64,
+    pub stuck_polls: u64,
+    /// Requests answered `504` because a lane call in them timed out.
+    pub timeouts: u64,
+    /// Times the route was quarantined.
+    pub quarantines: u64,
+    /// Calls run on blocking-pool threads while it was quarantined.
+    pub quarantined_calls: u64,
+    /// Calls run on the event loop to see whether it still blocks.
+    pub probes: u64,
+    pub queue_wait: TimingStats,
+    pub run: TimingStats,
+    /// Where the watchdog last caught a poll of it stuck.
+    pub last_stuck_stack: Option<Stack>,
+}
+
+impl RouteStats {
+    fn of(site: &Site) -> RouteStats {
+        let s = &site.stats;
+        RouteStats {
+            route: site.name,
+            mode: site.mode(),
+            in_flight: s.in_flight.load(Relaxed),
+            queued: s.queued.load(Relaxed),
+            completed: s.run.count.load(Relaxed),
+            shed: s.shed.load(Relaxed),
+            panics: s.panics.load(Relaxed),
+            slow_polls: s.slow_polls.load(Relaxed),
+            stuck_polls: s.stuck_polls.load(Relaxed),
+            timeouts: s.timeouts.load(Relaxed),
+            quarantines: s.quarantine.entered.load(Relaxed),
+            quarantined_calls: s.quarantine.calls.load(Relaxed),
+            probes: s.quarantine.probes.load(Relaxed),
+            queue_wait: s.queue_wait.snapshot(),
+            run: s.run.snapshot(),
+            last_stuck_stack: s.last_stack(),
+        }
+    }
 }
 
 impl HandlerStats {
@@ -636,8 +809,10 @@ impl HandlerStats {
             panics: s.panics.load(Relaxed),
             slow_polls: s.slow_polls.load(Relaxed),
             stuck_polls: s.stuck_polls.load(Relaxed),
+            timeouts: s.timeouts.load(Relaxed),
             queue_wait: s.queue_wait.snapshot(),
             run: s.run.snapshot(),
+            last_stuck_stack: s.last_stack(),
         }
     }
 }

@@ -18,12 +18,16 @@ where
     let queued = site.queue();
     let admitted = admit(site, &lanes.blocking, lanes.settings.blocking_max_wait).await;
     let detached = crate::detached::hold();
+    // The body logs inside the caller's span (a request's, an
+    // `#[instrument]`'s), as it would have inline.
+    let span = tracing::Span::current();
     // The places travel with the call: a caller that goes away does not free
     // a slot while its call still runs.
     let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
         let _detached = detached;
         let _running = queued.start();
+        let _span = span.entered();
         f()
     }));
     match task.await {

@@ -29,7 +29,8 @@ where
 /// The job skips `f` when the awaiting future is already gone (the client
 /// went away before a thread was free), and catches a panic so that it
 /// resumes in the awaiting task instead of killing the pool thread.
-/// The call keeps its place in the lane until `f` has run or been skipped.
+/// The call keeps its place in the lane until `f` has run or been skipped,
+/// and `f` runs inside the caller's tracing span.
 fn bridge<F, R>(
     site: &'static Site,
     (queued, admitted): (Queued, Admitted),
@@ -41,12 +42,14 @@ where
 {
     let (sender, receiver) = oneshot::channel();
     let detached = crate::detached::hold();
+    let span = tracing::Span::current();
     let job = move || {
         let _admitted = admitted;
         let _detached = detached;
         if sender.is_closed() {
             return;
         }
+        let _span = span.entered();
         let mut running = queued.start();
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         if result.is_err() {

@@ -41,6 +41,7 @@ pub(crate) struct Monitors {
     pub(crate) slow_poll_threshold: Option<Duration>,
     /// Whether the watchdog thread runs, so polls publish themselves.
     pub(crate) watchdog: bool,
+    pub(crate) quarantine: Option<crate::config::Quarantine>,
 }
 
 impl Lanes {
@@ -62,6 +63,7 @@ impl Lanes {
             monitors: Monitors {
                 slow_poll_threshold: config.slow_poll_threshold,
                 watchdog,
+                quarantine: config.quarantine,
             },
             job_store: config.job_store,
         }
@@ -88,12 +90,15 @@ impl Lane {
     }
 }
 
-/// One lane fn, as a static in its expansion: its name for diagnostics and
-/// metrics, its lane, its own concurrency limit, and its counters.
+/// One lane fn, as a static in its expansion, or one route under
+/// [`Watch`](crate::Watch): its name for diagnostics and metrics, its lane,
+/// its own concurrency limit, and its counters.
 #[derive(Debug)]
 pub struct Site {
     pub(crate) name: &'static str,
     pub(crate) lane: Lane,
+    /// A route (`GET /users/{id}`) rather than a fn.
+    pub(crate) route: bool,
     pub(crate) limit: Option<Semaphore>,
     pub(crate) stats: SiteStats,
 }
@@ -115,10 +120,19 @@ impl Site {
         Site::new(name, Lane::CpuBound, None)
     }
 
+    /// A route's site; `limit` bounds its calls while it is quarantined.
+    pub(crate) fn route(name: &'static str, limit: usize) -> Site {
+        Site {
+            route: true,
+            ..Site::new(name, Lane::IoBound, Some(Semaphore::new(limit)))
+        }
+    }
+
     const fn new(name: &'static str, lane: Lane, limit: Option<Semaphore>) -> Site {
         Site {
             name,
             lane,
+            route: false,
             limit,
             stats: SiteStats::new(),
         }
