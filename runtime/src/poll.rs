@@ -164,11 +164,7 @@ impl Worker {
     /// Runs `poll` (which cannot unwind) as a strict scope's poll, watched
     /// with `threshold`; when it held the thread longer, the stack the
     /// watchdog took while it was stuck.
-    fn strict<T>(
-        &self,
-        threshold: Duration,
-        poll: impl FnOnce() -> T,
-    ) -> (T, Option<StrictCatch>) {
+    fn strict<T>(&self, threshold: Duration, poll: impl FnOnce() -> T) -> (T, Option<StrictCatch>) {
         let slot = &self.slot.0;
         let began = CLOCK.raw();
         let published = self.publish(None, began);

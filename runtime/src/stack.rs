@@ -73,6 +73,8 @@ pub(crate) enum NoStack {
     PollEnded,
     /// The thread did not answer the signal in time.
     NoAnswer,
+    /// Too many stuck polls waited to be symbolized.
+    Backlog,
 }
 
 impl fmt::Display for NoStack {
@@ -85,6 +87,7 @@ impl fmt::Display for NoStack {
             }
             NoStack::PollEnded => "no stack: the poll ended before its stack was taken",
             NoStack::NoAnswer => "no stack: the stuck thread did not answer in time",
+            NoStack::Backlog => "no stack: too many stuck polls were waiting to be symbolized",
         })
     }
 }
@@ -197,7 +200,11 @@ fn trim(frames: Vec<Resolved>) -> Stack {
     let frames = &frames[interrupted..];
     let Some(innermost_user) = frames.iter().position(|frame| !frame.is_library()) else {
         return Stack {
-            frames: frames.iter().take(MOST_FRAMES).map(Resolved::frame).collect(),
+            frames: frames
+                .iter()
+                .take(MOST_FRAMES)
+                .map(Resolved::frame)
+                .collect(),
             blocking_call: None,
         };
     };
@@ -220,8 +227,7 @@ fn trim(frames: Vec<Resolved>) -> Stack {
 }
 
 fn display_path(file: &Path) -> String {
-    static WORKING_DIR: LazyLock<Option<PathBuf>> =
-        LazyLock::new(|| std::env::current_dir().ok());
+    static WORKING_DIR: LazyLock<Option<PathBuf>> = LazyLock::new(|| std::env::current_dir().ok());
     let relative = WORKING_DIR
         .as_deref()
         .and_then(|dir| file.strip_prefix(dir).ok())
@@ -287,7 +293,9 @@ mod linux {
         // atomics, the caller's frames and errno.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as usize;
+            action.sa_sigaction = on_signal
+                as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
             libc::sigemptyset(&mut action.sa_mask);
             let mut previous: libc::sigaction = std::mem::zeroed();

@@ -1,6 +1,8 @@
 //! Helpers for a service's own tests: drive concurrent requests at a router,
 //! in process, while measuring how late the event loop runs, so that a test
-//! can assert that a route does not stall the server.
+//! can assert that a route does not stall the server; and strict mode,
+//! which fails a test at the first poll that blocks, with the stack of the
+//! call that blocked (see [`Strict`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,8 +29,12 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,6 +42,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tokio::time::Instant;
 use tower_service::Service;
+
+use crate::poll::{StrictCatch, strict_poll};
+use crate::watchdog::StrictScope;
 
 /// How often the lag probe wakes while a load runs.
 const PROBE_EVERY: Duration = Duration::from_millis(1);
@@ -50,6 +59,7 @@ pub struct Load {
     make: Arc<MakeRequest>,
     requests: usize,
     concurrency: usize,
+    strict: Option<Strict>,
 }
 
 impl std::fmt::Debug for Load {
@@ -82,6 +92,7 @@ impl Load {
             make: Arc::new(make),
             requests: 100,
             concurrency: 10,
+            strict: None,
         }
     }
 
@@ -95,9 +106,18 @@ impl Load {
         self
     }
 
+    /// Runs every request in strict mode: [`run`](Self::run) panics, once
+    /// the load is over, with the stack of the first poll that blocked.
+    pub fn strict(mut self, strict: Strict) -> Load {
+        self.strict = Some(strict);
+        self
+    }
+
     /// Sends every request (each in a task of its own on the current
     /// runtime), reads every response body, and reports.
     pub async fn run(self) -> LoadReport {
+        let first_block: FirstBlock = Arc::default();
+        let _scope = self.strict.map(|_| StrictScope::enter());
         let lags = Arc::new(Mutex::new(Lags::default()));
         let probe = tokio::spawn(probe_lag(lags.clone()));
         let began = Instant::now();
@@ -106,6 +126,7 @@ impl Load {
             .map(|_| {
                 let load = self.clone();
                 let next = next.clone();
+                let first_block = first_block.clone();
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     loop {
@@ -114,7 +135,15 @@ impl Load {
                             return seen;
                         }
                         let sent = Instant::now();
-                        let status = load.send((load.make)(index)).await;
+                        let request = load.send((load.make)(index));
+                        let status = match load.strict {
+                            Some(strict) => {
+                                strict
+                                    .future(request, Caught::Keep(first_block.clone()))
+                                    .await
+                            }
+                            None => request.await,
+                        };
                         seen.push((status, sent.elapsed()));
                     }
                 })
@@ -136,6 +165,9 @@ impl Load {
         let _ = probe.await;
         let mut lags =
             std::mem::take(&mut *lags.lock().unwrap_or_else(|e| e.into_inner())).finish();
+        if let Some(message) = first_block.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            panic!("{message}");
+        }
         LoadReport {
             statuses,
             elapsed,
@@ -220,4 +252,125 @@ impl LoadReport {
     pub fn count(&self, status: StatusCode) -> usize {
         self.statuses.get(&status.as_u16()).copied().unwrap_or(0)
     }
+}
+
+/// The message of the first poll a strict load caught blocking.
+type FirstBlock = Arc<Mutex<Option<String>>>;
+
+/// Strict mode: a test's futures run with a low poll threshold, and the
+/// first poll that holds its thread longer fails the test with the stack of
+/// the call that blocked, taken by the watchdog while it was stuck (on
+/// Linux; elsewhere the message says there is no stack). blockbuster does
+/// this for Java's reactive code; this is it for tokio.
+///
+/// ```should_panic
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// lanes::testing::Strict::new()
+///     .run(async {
+///         // A blocking call in async code: the test fails here, with this
+///         // line in its message.
+///         std::thread::sleep(std::time::Duration::from_millis(100));
+///     })
+///     .await;
+/// # }
+/// ```
+///
+/// It covers the polls of the future it runs (or, through
+/// [`Load::strict`], of each request); a task the future spawns runs
+/// outside it. Threshold: 5 ms by default, low enough to catch a blocking
+/// call and high enough for a debug build's ordinary polls.
+#[derive(Clone, Copy, Debug)]
+pub struct Strict {
+    threshold: Duration,
+}
+
+impl Default for Strict {
+    fn default() -> Self {
+        Strict {
+            threshold: Duration::from_millis(5),
+        }
+    }
+}
+
+impl Strict {
+    /// Strict mode with the 5 ms threshold.
+    pub fn new() -> Strict {
+        Strict::default()
+    }
+
+    /// The longest a poll may hold its thread.
+    pub fn threshold(mut self, threshold: Duration) -> Strict {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Runs `future`; panics at the first poll that held its thread longer
+    /// than the threshold.
+    pub async fn run<F: Future>(self, future: F) -> F::Output {
+        let _scope = StrictScope::enter();
+        self.future(future, Caught::Panic).await
+    }
+
+    fn future<F: Future>(self, inner: F, caught: Caught) -> StrictFuture<F> {
+        StrictFuture {
+            inner,
+            threshold: self.threshold,
+            caught,
+        }
+    }
+}
+
+/// What a strict future does with a poll it caught blocking.
+#[derive(Debug)]
+enum Caught {
+    Panic,
+    /// Keep the first message, for [`Load::run`] to panic with.
+    Keep(FirstBlock),
+}
+
+pin_project_lite::pin_project! {
+    struct StrictFuture<F> {
+        #[pin]
+        inner: F,
+        threshold: Duration,
+        caught: Caught,
+    }
+}
+
+impl<F: Future> Future for StrictFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let (polled, blocked) = strict_poll(*this.threshold, || {
+            panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+        });
+        let polled = polled.unwrap_or_else(|payload| panic::resume_unwind(payload));
+        if let Some(blocked) = blocked {
+            let message = strict_message(&blocked, *this.threshold);
+            match this.caught {
+                Caught::Panic => panic!("{message}"),
+                Caught::Keep(first) => {
+                    first
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(message);
+                }
+            }
+        }
+        polled
+    }
+}
+
+fn strict_message(blocked: &StrictCatch, threshold: Duration) -> String {
+    let stuck_at = match &blocked.stack {
+        Ok(stack) => format!("it was stuck at: {stack}"),
+        Err(no_stack) => no_stack.to_string(),
+    };
+    format!(
+        "lanes strict mode: one poll held its thread for {:.1} ms (threshold {} ms); {stuck_at}. A blocking call runs in async code: move it into a #[blocking] or #[cpu_bound] fn, or await an async equivalent",
+        blocked.took.as_secs_f64() * 1e3,
+        threshold.as_millis(),
+    )
 }

@@ -225,8 +225,7 @@ enum Dispatch {
 }
 
 /// Every route served, by matched path and then method.
-static ROUTES: RwLock<Option<HashMap<Box<str>, Vec<(Method, &'static Route)>>>> =
-    RwLock::new(None);
+static ROUTES: RwLock<Option<HashMap<Box<str>, Vec<(Method, &'static Route)>>>> = RwLock::new(None);
 
 /// The methods a route is named by; any other is `OTHER`, so that a client
 /// cannot add a series per made-up method.

@@ -6,7 +6,7 @@
 //! the call that blocks.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -155,7 +155,11 @@ impl PollSlot {
         while self.capturing.load(Ordering::Acquire) == began {
             std::thread::sleep(Duration::from_micros(100));
         }
-        match &*self.strict_capture.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self
+            .strict_capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
             Some((taken, stack)) if *taken == began => stack.clone(),
             _ => Err(NoStack::PollEnded),
         }
@@ -173,47 +177,122 @@ fn watch() {
             (Duration::from_nanos(threshold) / 4).max(Duration::from_millis(1))
         };
         std::thread::park_timeout(every);
-        let now = CLOCK.raw();
-        let mut slots = lock_slots();
-        slots.retain(|slot| {
-            let Some(slot) = slot.upgrade() else {
-                return false;
-            };
-            if slot.gone.load(Ordering::Acquire) {
-                return false;
-            }
-            let began = slot.began.load(Ordering::Acquire);
-            if began == 0 || slot.reported.load(Ordering::Relaxed) == began {
-                return true;
-            }
-            let strict = slot.strict_nanos.load(Ordering::Acquire);
-            let limit = if strict != 0 { strict } else { threshold };
-            let stuck_for = CLOCK.delta(began, now);
-            if limit != 0 && stuck_for >= Duration::from_nanos(limit) {
-                slot.reported.store(began, Ordering::Relaxed);
-                caught(&slot, began, stuck_for, strict != 0);
-            }
-            true
-        });
+        // Frames are taken under the slot list's lock, which keeps the
+        // stuck threads alive. Symbolizing is left to a thread of its own:
+        // the first one reads the binary's debug info, which takes up to a
+        // second or so, and the watchdog keeps watching meanwhile.
+        for caught in look(threshold) {
+            symbolizer().send(caught);
+        }
     }
 }
 
-/// Takes the stack of a poll caught stuck (the caller holds the slot
-/// list's lock), and reports it: to the strict scope it runs in, or to the
-/// log and the stuck site's figures.
-fn caught(slot: &PollSlot, began: u64, stuck_for: Duration, strict: bool) {
-    slot.capturing.store(began, Ordering::Release);
-    let stack = stack::capture(slot, began).map(|raw| stack::symbolize(&raw));
-    if strict {
-        *slot
-            .strict_capture
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((began, stack));
-        slot.capturing.store(0, Ordering::Release);
-        return;
+/// The thread that symbolizes and reports what the watchdog caught, in
+/// order; at most [`SYMBOLIZE_BACKLOG`] wait for it.
+struct Symbolizer(Option<mpsc::SyncSender<Caught>>);
+
+const SYMBOLIZE_BACKLOG: usize = 64;
+
+fn symbolizer() -> &'static Symbolizer {
+    static SYMBOLIZER: OnceLock<Symbolizer> = OnceLock::new();
+    SYMBOLIZER.get_or_init(|| {
+        let (sender, caught) = mpsc::sync_channel::<Caught>(SYMBOLIZE_BACKLOG);
+        let spawned = std::thread::Builder::new()
+            .name("lanes-symbolize".into())
+            .spawn(move || caught.into_iter().for_each(Caught::report));
+        match spawned {
+            Ok(_) => Symbolizer(Some(sender)),
+            Err(error) => {
+                tracing::warn!(%error, "lanes: could not start the symbolizing thread; watchdog reports will have no stack");
+                Symbolizer(None)
+            }
+        }
+    })
+}
+
+impl Symbolizer {
+    /// Reports `caught` from the symbolizing thread; at once, with no
+    /// stack, when there is no such thread or it is too far behind.
+    fn send(&self, caught: Caught) {
+        let unsent = match &self.0 {
+            Some(sender) => match sender.try_send(caught) {
+                Ok(()) => return,
+                Err(
+                    mpsc::TrySendError::Full(caught) | mpsc::TrySendError::Disconnected(caught),
+                ) => caught,
+            },
+            None => caught,
+        };
+        Caught {
+            frames: Err(NoStack::Backlog),
+            ..unsent
+        }
+        .report();
     }
-    slot.capturing.store(0, Ordering::Release);
-    report(slot, stuck_for, stack);
+}
+
+/// A poll caught stuck, with the raw frames taken of it.
+struct Caught {
+    slot: Arc<PollSlot>,
+    began: u64,
+    stuck_for: Duration,
+    strict: bool,
+    frames: Result<stack::RawFrames, NoStack>,
+}
+
+/// The polls stuck past their threshold and not yet reported, each with
+/// its frames.
+fn look(threshold: u64) -> Vec<Caught> {
+    let now = CLOCK.raw();
+    let mut caught = Vec::new();
+    lock_slots().retain(|slot| {
+        let Some(slot) = slot.upgrade() else {
+            return false;
+        };
+        if slot.gone.load(Ordering::Acquire) {
+            return false;
+        }
+        let began = slot.began.load(Ordering::Acquire);
+        if began == 0 || slot.reported.load(Ordering::Relaxed) == began {
+            return true;
+        }
+        let strict = slot.strict_nanos.load(Ordering::Acquire);
+        let limit = if strict != 0 { strict } else { threshold };
+        let stuck_for = CLOCK.delta(began, now);
+        if limit != 0 && stuck_for >= Duration::from_nanos(limit) {
+            slot.reported.store(began, Ordering::Relaxed);
+            slot.capturing.store(began, Ordering::Release);
+            let frames = stack::capture(&slot, began);
+            caught.push(Caught {
+                slot,
+                began,
+                stuck_for,
+                strict: strict != 0,
+                frames,
+            });
+        }
+        true
+    });
+    caught
+}
+
+impl Caught {
+    /// Reports the poll: to the strict scope it runs in, or to the log and
+    /// the stuck site's figures.
+    fn report(self) {
+        let stack = self.frames.map(|raw| stack::symbolize(&raw));
+        let slot = &self.slot;
+        if self.strict {
+            *slot
+                .strict_capture
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((self.began, stack));
+            slot.capturing.store(0, Ordering::Release);
+            return;
+        }
+        slot.capturing.store(0, Ordering::Release);
+        report(slot, self.stuck_for, stack);
+    }
 }
 
 fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>) {
