@@ -12,6 +12,7 @@ mod compile;
 mod load;
 mod operations;
 mod real_code;
+mod watch;
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -123,6 +124,11 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::serving(app)
+    }
+
+    /// A server of the router `app` makes, on its own runtime.
+    fn serving(app: fn() -> Router) -> Server {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -1468,6 +1474,7 @@ const SCENARIOS: &[Scenario] = &[
     ("jobs", jobs),
     ("enqueue-durability", enqueue_durability),
     ("operations", operations::operations),
+    ("watch", watch::watch),
     ("compile", compile::compile),
 ];
 
@@ -1491,6 +1498,10 @@ fn main() {
     }
     if let Ok(store) = std::env::var(operations::JOBS_CHILD) {
         operations::child(&store);
+        return;
+    }
+    if let Ok(quarantine) = std::env::var(watch::STALL_CHILD) {
+        watch::stall_child(&quarantine);
         return;
     }
     if let Ok(nice) = std::env::var(PRIORITY_CHILD) {

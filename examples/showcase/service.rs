@@ -13,7 +13,7 @@
 //! | `POST /reports/{name}` | `#[blocking]` | rusqlite, a synchronous SQLite client, and `std::fs` |
 //! | `GET /reports/{name}` | `#[io_bound]` | tokio's async file API |
 //! | `GET /legacy/{key}` | `#[blocking]` | a dependency that can only be called synchronously |
-//! | `GET /rates/{currency}` | `#[io_bound]`, wrongly | a vendor call that blocks where no macro can see: the watchdog reports it |
+//! | `GET /rates/{currency}` | `#[io_bound]`, wrongly | a vendor call that blocks where no macro can see: the watchdog reports it with its stack, and the quarantine moves the route off the event loop |
 //! | `POST /exports/{name}` | `#[background]` | a durable job, answered `202` and followed at `/jobs/{id}` |
 //! | `GET /metrics`, `GET /lanes/stats` | `#[io_bound]` | Prometheus text, and the same figures as JSON |
 //!
@@ -102,7 +102,8 @@ fn cannot_open(what: &str, error: impl std::fmt::Display) -> StartError {
 impl Showcase {
     /// Opens (or creates) the service's data in `data`: the users'
     /// database, the reports, and the job store; configures the lanes with
-    /// that store and installs the Prometheus recorder. Once per process.
+    /// that store and the quarantine, and installs the Prometheus recorder.
+    /// Once per process.
     pub async fn open(data: PathBuf) -> Result<Showcase, StartError> {
         tokio::fs::create_dir_all(data.join("reports"))
             .await
@@ -129,6 +130,9 @@ impl Showcase {
             .map_err(|e| cannot_open("the job store", e))?;
         lanes::Config::new()
             .job_store(jobs.clone())
+            // A route caught blocking again and again moves off the event
+            // loop until its probes run clean (`/rates/{currency}` is one).
+            .quarantine(Some(lanes::Quarantine::new()))
             .install()
             .map_err(|e| cannot_open("the lanes", e))?;
         // Installed before any lane fn runs, so every handler's metrics
@@ -182,9 +186,12 @@ impl Showcase {
             .route("/lanes/stats", get(|| async { lanes::stats() }))
             .with_state(self.state.clone())
             .merge(lanes::jobs::router(self.jobs.clone()))
-            // A request whose lane stays full past its maximum wait is
+            // Every route's polls timed and watched, under its method and
+            // path: a handler that blocks is reported with the stack of the
+            // call, and (when the quarantine is on) moved off the event
+            // loop. A request whose lane stays full past its maximum wait is
             // answered 503 with Retry-After instead of queueing without bound.
-            .layer(lanes::ShedLayer::new())
+            .layer(lanes::Watch::new())
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(RequestBodyDeadlineLayer::new(BODY_DEADLINE))
             .layer(CatchPanicLayer::new())

@@ -70,12 +70,18 @@
 //!   Service Unavailable` with `Retry-After`.
 //! - A poll of an `#[io_bound]` fn longer than 10 ms is logged as a `tracing`
 //!   warning naming the fn, and a watchdog thread reports a poll that has held
-//!   its worker for 100 ms while it is still stuck: this catches blocking
-//!   calls hidden in library code, which no macro can see.
+//!   its worker for 100 ms while it is still stuck, with the stack of the call
+//!   that blocks (on Linux): this catches blocking calls hidden in library
+//!   code, which no macro can see. [`Watch`], one layer on a router, does the
+//!   same for every route, with or without attributes, and can quarantine a
+//!   route that keeps blocking ([`Config::quarantine`]).
+//! - A `#[blocking]` or `#[cpu_bound]` body runs inside the caller's tracing
+//!   span.
 //! - Per-lane and per-handler metrics go through the `metrics` facade (the
 //!   names are listed at [`stats()`], which returns the same figures as a
 //!   JSON snapshot); [`testing::Load`] lets a test assert that a route does
-//!   not stall the event loop.
+//!   not stall the event loop, and [`testing::Strict`] fails a test at its
+//!   first blocking poll, with the stack.
 //!
 //! # Project rules and the escape hatch
 //! A `lanes.toml` at the crate root adds blocking calls and allows others

@@ -121,6 +121,10 @@ impl Worker {
         }
         let outermost = slot.began.load(Ordering::Relaxed) == 0;
         if outermost {
+            slot.outermost_site.store(
+                site.map_or(std::ptr::null_mut(), |site| site as *const Site as *mut Site),
+                Ordering::Release,
+            );
             slot.began.store(began, Ordering::Release);
         }
         Published {
@@ -153,10 +157,12 @@ impl Worker {
         };
         let took = CLOCK.delta(began, CLOCK.raw());
         let slow = took > threshold;
-        // A nested site that was slow has said so.
+        // A nested site that was slow has said so; this one counts it too.
         if slow && self.slow_reports.get() == reports_before {
             self.slow_reports.set(reports_before + 1);
             report_slow_poll(site, took, threshold);
+        } else if slow {
+            site.record_slow_poll();
         }
         (polled, slow)
     }

@@ -26,9 +26,13 @@ tokio::task_local! {
     static REQUEST: Arc<RequestMark>;
 }
 
-/// How a lane call ended the request it serves, set by that call.
+/// How a lane call ended the request it serves, set by that call; and the
+/// route under [`Watch`](crate::Watch) that counts its timeouts.
 #[derive(Debug, Default)]
-pub(crate) struct RequestMark(OnceLock<Ending>);
+pub(crate) struct RequestMark {
+    ending: OnceLock<Ending>,
+    route: Option<&'static Site>,
+}
 
 #[derive(Debug)]
 enum Ending {
@@ -39,10 +43,19 @@ enum Ending {
 impl RequestMark {
     /// The answer a lane call chose for the request, once one has.
     pub(crate) fn answer(&self) -> Option<Response> {
-        self.0.get().map(|ending| match *ending {
+        self.ending.get().map(|ending| match *ending {
             Ending::Shed { retry_after } => unavailable(retry_after),
             Ending::TimedOut { site, after } => timed_out(site, after),
         })
+    }
+
+    /// A request of `route`, which counts the lane calls in it that time
+    /// out.
+    pub(crate) fn of_route(route: &'static Site) -> RequestMark {
+        RequestMark {
+            ending: OnceLock::new(),
+            route: Some(route),
+        }
     }
 
     /// `future`, run inside this request's scope.
@@ -60,7 +73,7 @@ pub(crate) fn can_shed() -> bool {
 pub(crate) async fn shed<T>(site: &'static Site) -> T {
     site.record_shed();
     let retry_after = lanes().settings.retry_after;
-    let _ = REQUEST.try_with(|mark| mark.0.set(Ending::Shed { retry_after }));
+    let _ = REQUEST.try_with(|mark| mark.ending.set(Ending::Shed { retry_after }));
     tracing::debug!(
         handler = site.name,
         lane = site.lane.as_str(),
@@ -74,7 +87,10 @@ pub(crate) async fn shed<T>(site: &'static Site) -> T {
 pub(crate) fn time_out_request(site: &'static Site, after: Duration) -> bool {
     REQUEST
         .try_with(|mark| {
-            let _ = mark.0.set(Ending::TimedOut {
+            if let Some(route) = mark.route {
+                route.record_timeout();
+            }
+            let _ = mark.ending.set(Ending::TimedOut {
                 site: site.name,
                 after,
             });

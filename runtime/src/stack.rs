@@ -156,30 +156,31 @@ const MOST_FRAMES: usize = 8;
 
 impl Resolved {
     fn is_library(&self) -> bool {
-        if let Some(file) = &self.file {
-            let file = file.to_string_lossy();
-            // The standard library, and crates from a registry or git.
-            if file.starts_with("/rustc/")
-                || file.contains("/.cargo/registry/")
-                || file.contains("/.cargo/git/")
-            {
-                return true;
-            }
-        }
         // `<showcase::Feed as futures_core::Stream>::poll_next` is the
         // user's; `<F as core::future::Future>::poll` is not.
         let name = self.name.trim_start_matches('<');
-        match name.split_once("::") {
-            Some((krate, _)) => LIBRARY_CRATES.contains(&krate) || krate.contains(' '),
-            // A C function (`clock_nanosleep`) or a bare address.
+        let by_name = match name.split_once("::") {
+            Some((krate, _)) => LIBRARY_CRATES.contains(&krate) || krate.contains([' ', '<']),
+            // A C function (`clock_nanosleep`), whatever its debug info
+            // says of its file, or a bare address.
             None => true,
-        }
+        };
+        by_name || self.file.as_deref().is_some_and(is_library_file)
     }
 
     /// The name without async-block and closure markers, which the file and
-    /// line already place.
+    /// line already place, nor glibc's internal prefix.
     fn function(&self) -> String {
-        self.name.replace("::{{closure}}", "")
+        let name = self.name.strip_prefix("__GI___").unwrap_or(&self.name);
+        name.replace("::{{closure}}", "")
+    }
+
+    /// A frame of the signal handler, or of the trampoline the kernel
+    /// returns through, which an unsymbolized libc leaves as an address.
+    fn is_the_handlers(&self) -> bool {
+        self.name.contains("__restore_rt")
+            || self.name.starts_with("lanes::stack::")
+            || self.name.starts_with("backtrace::")
     }
 
     fn frame(&self) -> Frame {
@@ -193,11 +194,17 @@ impl Resolved {
 
 fn trim(frames: Vec<Resolved>) -> Stack {
     // Everything up to the signal trampoline is the handler's own.
-    let interrupted = frames
+    let mut interrupted = frames
         .iter()
-        .position(|frame| frame.name.contains("__restore_rt"))
-        .map_or(0, |trampoline| trampoline + 1);
-    let frames = &frames[interrupted..];
+        .rposition(Resolved::is_the_handlers)
+        .map_or(0, |handler| handler + 1);
+    if frames
+        .get(interrupted)
+        .is_some_and(|frame| frame.name.starts_with("0x"))
+    {
+        interrupted += 1;
+    }
+    let frames = &frames[interrupted.min(frames.len())..];
     let Some(innermost_user) = frames.iter().position(|frame| !frame.is_library()) else {
         return Stack {
             frames: frames
@@ -217,13 +224,35 @@ fn trim(frames: Vec<Resolved>) -> Stack {
         .take(MOST_FRAMES)
         .map(Resolved::frame)
         .collect();
-    // An async fn shows as its future's frame and its body's, same place.
-    user.dedup();
+    // An async fn shows as its future's frame and its body's: the
+    // innermost, with the line inside it, is kept.
+    user.dedup_by(|outer, inner| outer.function == inner.function);
     user.reverse();
     Stack {
         frames: user,
         blocking_call,
     }
+}
+
+/// The standard library, crates from a registry or git, and `lanes`
+/// itself (a path dependency in its own workspace).
+fn is_library_file(file: &Path) -> bool {
+    let text = file.to_string_lossy();
+    if text.starts_with("/rustc/")
+        || text.contains("/.cargo/registry/")
+        || text.contains("/.cargo/git/")
+    {
+        return true;
+    }
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if file.is_absolute() {
+        return file.starts_with(package.join("src"));
+    }
+    // Relative to the workspace root, as rustc records a workspace member's
+    // files: `runtime/src/poll.rs`.
+    package
+        .file_name()
+        .is_some_and(|name| file.starts_with(Path::new(name).join("src")))
 }
 
 fn display_path(file: &Path) -> String {
@@ -249,7 +278,7 @@ mod linux {
     //! statics the handler reads and writes with atomics alone.
 
     use std::sync::LazyLock;
-    use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     use super::{NoStack, RawFrames};
@@ -259,8 +288,15 @@ mod linux {
     /// tokio and std leave it alone.
     const SIGNAL: libc::c_int = libc::SIGURG;
     const MOST_RAW_FRAMES: usize = 256;
-    /// How long the watchdog waits for the stuck thread to answer.
+    /// How long the watchdog waits for the stuck thread to start answering,
+    /// and then to finish.
     const ANSWER_WITHIN: Duration = Duration::from_millis(100);
+    const FINISH_WITHIN: Duration = Duration::from_secs(1);
+
+    /// Set when a handler started and never finished (it would have to be
+    /// stuck in the unwinder, e.g. on the dynamic loader's lock): its
+    /// buffer may still be written, so no capture uses it again.
+    static ABANDONED: AtomicBool = AtomicBool::new(false);
 
     const IDLE: u8 = 0;
     const ASKED: u8 = 1;
@@ -397,6 +433,9 @@ mod linux {
         if LazyLock::force(&PREVIOUS).is_none() {
             return Err(NoStack::NoHandler);
         }
+        if ABANDONED.load(Ordering::Acquire) {
+            return Err(NoStack::NoAnswer);
+        }
         REQUEST.began.store(began, Ordering::Release);
         REQUEST
             .slot
@@ -408,7 +447,18 @@ mod linux {
         if sent {
             wait_for_answer();
         }
-        let outcome = match REQUEST.state.load(Ordering::Acquire) {
+        let state = REQUEST.state.load(Ordering::Acquire);
+        if state == WRITING {
+            // The state stays `WRITING`, so no later signal is taken for a
+            // request; the slot is let go.
+            REQUEST.slot.store(std::ptr::null_mut(), Ordering::Release);
+            ABANDONED.store(true, Ordering::Release);
+            tracing::warn!(
+                "lanes: a stuck thread started recording its stack and did not finish within 1 s; stack capture is off for the rest of this process"
+            );
+            return Err(NoStack::NoAnswer);
+        }
+        let outcome = match state {
             DONE => {
                 let len = REQUEST.len.load(Ordering::Relaxed);
                 Ok(REQUEST.frames[..len]
@@ -424,13 +474,16 @@ mod linux {
         outcome
     }
 
-    /// Returns once the handler has finished, or when it has not started
-    /// within [`ANSWER_WITHIN`] (the request is then withdrawn).
+    /// Returns once the handler has finished, when it has not started
+    /// within [`ANSWER_WITHIN`] (the request is then withdrawn), or when it
+    /// started and has not finished within [`FINISH_WITHIN`].
     fn wait_for_answer() {
-        let deadline = Instant::now() + ANSWER_WITHIN;
+        let asked = Instant::now();
+        let deadline = asked + ANSWER_WITHIN;
         loop {
             match REQUEST.state.load(Ordering::Acquire) {
                 DONE | STALE => return,
+                WRITING if asked.elapsed() >= FINISH_WITHIN => return,
                 // Started: it finishes soon, and its frames are wanted.
                 WRITING => std::thread::yield_now(),
                 _ if Instant::now() >= deadline => {
@@ -467,8 +520,12 @@ mod tests {
     fn keeps_the_user_frames_and_the_call_that_blocks() {
         let stack = trim(vec![
             resolved("lanes::stack::linux::on_signal", "/src/lanes/stack.rs", 1),
-            resolved("__restore_rt", "", 0),
-            resolved("clock_nanosleep", "", 0),
+            resolved("0x7f0000001000", "", 0),
+            resolved(
+                "__GI___clock_nanosleep",
+                "./time/../sysdeps/unix/sysv/linux/clock_nanosleep.c",
+                48,
+            ),
             resolved(
                 "std::sys::pal::unix::thread::Thread::sleep",
                 "/rustc/abc/library/std/src/sys/pal/unix/thread.rs",
@@ -481,6 +538,7 @@ mod tests {
             ),
             resolved("showcase::vendor::fetch_rates", "/app/src/vendor.rs", 12),
             resolved("showcase::rates::{{closure}}", "/app/src/main.rs", 40),
+            resolved("showcase::rates", "/app/src/main.rs", 38),
             resolved(
                 "<F as core::future::future::Future>::poll",
                 "/rustc/abc/library/core/src/future/future.rs",
@@ -492,11 +550,27 @@ mod tests {
                 200,
             ),
             resolved("tokio::runtime::task::raw::poll", "", 0),
+            resolved("start_thread", "./nptl/pthread_create.c", 442),
         ]);
         assert_eq!(
             stack.to_string(),
             "showcase::rates (/app/src/main.rs:40) → showcase::vendor::fetch_rates (/app/src/vendor.rs:12) → std::thread::sleep"
         );
+    }
+
+    #[test]
+    fn files_tell_the_users_code_from_libraries() {
+        for (file, library) in [
+            ("/rustc/abc/library/std/src/thread/mod.rs", true),
+            ("/home/u/.cargo/registry/src/index/axum-0.8.0/src/routing.rs", true),
+            (concat!(env!("CARGO_MANIFEST_DIR"), "/src/poll.rs"), true),
+            ("runtime/src/lane/blocking.rs", true),
+            ("src/main.rs", false),
+            ("examples/vendor-sdk/src/lib.rs", false),
+            ("/app/src/handlers.rs", false),
+        ] {
+            assert_eq!(is_library_file(Path::new(file)), library, "{file}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let route = Route::of(&request);
-        let mark = Arc::new(RequestMark::default());
+        let mark = Arc::new(RequestMark::of_route(&route.site));
         let answered = ShedFuture::new(self.inner.call(request), mark);
         let runs = match route.dispatch() {
             Dispatch::EventLoop { probe } => Runs::EventLoop {

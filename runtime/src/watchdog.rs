@@ -31,6 +31,9 @@ pub(crate) struct PollSlot {
     pub(crate) began: AtomicU64,
     /// The innermost site being polled; null in a strict scope alone.
     pub(crate) site: AtomicPtr<Site>,
+    /// The outermost site being polled (a route around an `#[io_bound]`
+    /// fn), which is told of its stuck polls too.
+    pub(crate) outermost_site: AtomicPtr<Site>,
     /// A strict scope's threshold for the poll now running, in nanoseconds;
     /// 0 outside one.
     pub(crate) strict_nanos: AtomicU64,
@@ -62,6 +65,7 @@ impl ThreadSlot {
         let slot = Arc::new(PollSlot {
             began: AtomicU64::new(0),
             site: AtomicPtr::new(std::ptr::null_mut()),
+            outermost_site: AtomicPtr::new(std::ptr::null_mut()),
             strict_nanos: AtomicU64::new(0),
             reported: AtomicU64::new(0),
             capturing: AtomicU64::new(0),
@@ -238,6 +242,8 @@ struct Caught {
     stuck_for: Duration,
     strict: bool,
     frames: Result<stack::RawFrames, NoStack>,
+    /// How long taking the frames took.
+    capture: Duration,
 }
 
 /// The polls stuck past their threshold and not yet reported, each with
@@ -262,6 +268,7 @@ fn look(threshold: u64) -> Vec<Caught> {
         if limit != 0 && stuck_for >= Duration::from_nanos(limit) {
             slot.reported.store(began, Ordering::Relaxed);
             slot.capturing.store(began, Ordering::Release);
+            let capturing = std::time::Instant::now();
             let frames = stack::capture(&slot, began);
             caught.push(Caught {
                 slot,
@@ -269,6 +276,7 @@ fn look(threshold: u64) -> Vec<Caught> {
                 stuck_for,
                 strict: strict != 0,
                 frames,
+                capture: capturing.elapsed(),
             });
         }
         true
@@ -280,7 +288,9 @@ impl Caught {
     /// Reports the poll: to the strict scope it runs in, or to the log and
     /// the stuck site's figures.
     fn report(self) {
+        let symbolizing = std::time::Instant::now();
         let stack = self.frames.map(|raw| stack::symbolize(&raw));
+        let stack_took = self.capture + symbolizing.elapsed();
         let slot = &self.slot;
         if self.strict {
             *slot
@@ -291,11 +301,13 @@ impl Caught {
             return;
         }
         slot.capturing.store(0, Ordering::Release);
-        report(slot, self.stuck_for, stack);
+        report(slot, self.stuck_for, stack, stack_took);
     }
 }
 
-fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>) {
+/// Logs a stuck poll; `stack_took` is what taking and symbolizing its
+/// stack cost, for operators who watch the watchdog's own price.
+fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>, stack_took: Duration) {
     // The site is read a moment after `began`; a poll that ended in between
     // leaves null, or names the site now polled there.
     let site = slot.site.load(Ordering::Acquire);
@@ -308,12 +320,19 @@ fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>) {
         Ok(stack) => stack.to_string(),
         Err(no_stack) => no_stack.to_string(),
     };
-    site.record_stuck_poll(stack.ok());
+    let stack = stack.ok();
+    // SAFETY: as above.
+    if let Some(outermost) = unsafe { slot.outermost_site.load(Ordering::Acquire).as_ref() } {
+        if !std::ptr::eq(outermost, site) {
+            outermost.record_stuck_poll(stack.clone());
+        }
+    }
+    site.record_stuck_poll(stack);
     tracing::warn!(
         handler = site.name,
         thread = %slot.thread,
         stuck_ms = stuck_for.as_millis() as u64,
-        stack = %at,
+        stack_ms = %format_args!("{:.2}", stack_took.as_secs_f64() * 1e3),
         "lanes: `{}` has held tokio worker `{}` in one poll for {} ms and is still running (watchdog threshold {} ms); it is stuck at: {} → {at}. A blocking call runs on the event loop: move it into a #[blocking] or #[cpu_bound] fn",
         site.name,
         slot.thread,
