@@ -29,7 +29,9 @@ pub(crate) fn lane(
 
 /// `async fn f(args) -> R { body }` becomes
 /// `async fn f(args) -> R { io_bound(&SITE, async move { body }).await }`:
-/// it still runs on the tokio worker, and each poll is timed.
+/// it still runs on the tokio worker, and each poll is timed. With a
+/// `timeout`, the call is `within(&SITE, timeout, io_bound(..)).await`, as
+/// on the pool lanes.
 fn timed(func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
     let site = site(Lane::IoBound, &func.sig.ident, args);
     let body = timed_body(&func.sig, body, &site, args.timeout.as_ref(), prelude);
