@@ -6,7 +6,9 @@
 #[rustversion::attr(not(stable), ignore)]
 #[test]
 fn common() {
-    trybuild::TestCases::new().compile_fail("ui/common/fail/*.rs");
+    let t = trybuild::TestCases::new();
+    t.compile_fail("ui/common/fail/*.rs");
+    t.pass("ui/common/pass/*.rs");
 }
 
 #[rustversion::attr(not(stable), ignore)]

@@ -1,8 +1,9 @@
-//! The attribute's own arguments: `#[blocking(limit = 8)]`,
+//! The attribute's own arguments: `#[blocking(limit = 8, timeout = "2s")]`,
 //! `#[background(queue = "emails", retries = 5, timeout = "30s")]`.
 
 use std::time::Duration;
 
+use proc_macro2::Span;
 use syn::parse::Parser as _;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -20,23 +21,33 @@ pub(crate) struct LaneArgs {
     pub(crate) queue: Option<String>,
     /// `#[background(retries = N)]`: attempts after the first.
     pub(crate) retries: Option<u32>,
-    /// `#[background(timeout = "30s")]`: how long one attempt may run.
-    pub(crate) timeout: Option<Duration>,
+    /// `#[background(timeout = "30s")]`: how long one attempt may run;
+    /// `#[blocking(timeout = "2s")]` and the other lanes: how long one call
+    /// may take, waiting for its lane and running.
+    pub(crate) timeout: Option<Timeout>,
     /// `#[background(kind = "...")]`: the name its jobs are stored under.
     pub(crate) kind: Option<String>,
+}
+
+/// A `timeout = "2s"`, and where its value is written (a fn that cannot
+/// take it is told there).
+#[derive(Clone, Copy)]
+pub(crate) struct Timeout {
+    pub(crate) after: Duration,
+    pub(crate) span: Span,
 }
 
 /// The arguments each lane takes, with an example of each.
 fn accepted(lane: Lane) -> &'static [(&'static str, &'static str)] {
     match lane {
-        Lane::Blocking => &[("limit", "limit = 8")],
+        Lane::Blocking => &[("limit", "limit = 8"), ("timeout", "timeout = \"2s\"")],
         Lane::Background => &[
             ("queue", "queue = \"emails\""),
             ("retries", "retries = 5"),
             ("timeout", "timeout = \"30s\""),
             ("kind", "kind = \"send_welcome\""),
         ],
-        Lane::IoBound | Lane::CpuBound => &[],
+        Lane::IoBound | Lane::CpuBound => &[("timeout", "timeout = \"2s\"")],
     }
 }
 
@@ -47,7 +58,6 @@ fn expected(lane: Lane) -> String {
         .map(|(_, example)| format!("`{example}`"))
         .collect();
     match examples.as_slice() {
-        [] => "it takes no arguments".to_owned(),
         [one] => format!("expected {one}"),
         more => format!("expected any of {}", more.join(", ")),
     }
@@ -98,7 +108,14 @@ pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut E
             "queue" => args.queue = errors.take(parse_name(value, "queue", &usage)),
             "kind" => args.kind = errors.take(parse_name(value, "kind", &usage)),
             "retries" => args.retries = errors.take(parse_retries(value, &usage)),
-            "timeout" => args.timeout = errors.take(parse_timeout(value)),
+            "timeout" => {
+                args.timeout = errors
+                    .take(parse_timeout(lane, value))
+                    .map(|after| Timeout {
+                        after,
+                        span: value.span(),
+                    });
+            }
             _ => unreachable!("every accepted argument is parsed"),
         }
     }
@@ -165,8 +182,9 @@ fn parse_retries(value: &Expr, usage: &str) -> syn::Result<u32> {
     }
 }
 
-/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
-fn parse_timeout(value: &Expr) -> syn::Result<Duration> {
+/// `"500ms"`, `"30s"`, `"5m"`, `"1h"`: per attempt of a job, per call of
+/// the other lanes' fns.
+fn parse_timeout(lane: Lane, value: &Expr) -> syn::Result<Duration> {
     let usage = "`timeout` takes a duration with its unit: \"500ms\", \"30s\", \"5m\" or \"1h\"";
     let Some(text) = str_literal(value) else {
         return Err(syn::Error::new(value.span(), usage));
@@ -184,7 +202,14 @@ fn parse_timeout(value: &Expr) -> syn::Result<Duration> {
     match digits.parse::<u32>() {
         Ok(0) => Err(syn::Error::new(
             text.span(),
-            "a zero `timeout` would stop every attempt at once",
+            format!(
+                "a zero `timeout` would stop every {} at once",
+                if lane == Lane::Background {
+                    "attempt"
+                } else {
+                    "call"
+                }
+            ),
         )),
         Ok(n) => Ok(scale * n),
         Err(_) => Err(syn::Error::new(text.span(), usage)),

@@ -106,7 +106,7 @@ pub(crate) fn expand(
         quote!(#attempts)
     }));
     let timeout = option(args.timeout.map(|timeout| {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(timeout.after.as_millis()).unwrap_or(u64::MAX);
         quote!(::core::time::Duration::from_millis(#ms))
     }));
 
@@ -127,7 +127,8 @@ pub(crate) fn expand(
     let (inner_body, start) = if sig.asyncness.is_some() {
         let site = site(Lane::IoBound, &sig.ident, args);
         (
-            timed_body(&inner_sig, body, &site, &TokenStream::new()),
+            // A job's `timeout` bounds each attempt, in the worker.
+            timed_body(&inner_sig, body, &site, None, &TokenStream::new()),
             quote_spanned!(output_span=>
                 #job_attempt::job_attempt(#inner_at_output(#(#call_args),*))
             ),

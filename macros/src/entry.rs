@@ -21,7 +21,7 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
 
     let mut errors = Errors::default();
     let args = args::parse(lane, args, &mut errors);
-    valid::signature(lane, &func.sig, &mut errors);
+    valid::signature(lane, &func.sig, &args, &mut errors);
     valid::self_calls(lane, &func.sig, &body, &mut errors);
     let (config, prelude) = match lanes_check::Config::for_current_crate() {
         Ok(Some((path, config))) => (config, config_tracking(&path)),
@@ -62,8 +62,8 @@ pub(crate) fn expand(lane: Lane, args: TokenStream, item: TokenStream) -> TokenS
 /// is left out: it would parse the body too, and report the error again.
 fn unparsed(lane: Lane, args: TokenStream, func: &LaneFn) -> TokenStream {
     let mut errors = Errors::default();
-    args::parse(lane, args, &mut errors);
-    valid::signature(lane, &func.sig, &mut errors);
+    let args = args::parse(lane, args, &mut errors);
+    valid::signature(lane, &func.sig, &args, &mut errors);
     let errors = errors.to_compile_error();
     let func = LaneFn {
         attrs: func

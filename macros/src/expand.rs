@@ -7,7 +7,7 @@ use syn::visit::Visit;
 use syn::{Block, FnArg, ReturnType, Signature, Token, Type};
 
 use crate::Lane;
-use crate::args::LaneArgs;
+use crate::args::{LaneArgs, Timeout};
 use crate::item::LaneFn;
 use crate::{pattern, private, recursion};
 
@@ -29,17 +29,22 @@ pub(crate) fn lane(
 
 /// `async fn f(args) -> R { body }` becomes
 /// `async fn f(args) -> R { io_bound(&SITE, async move { body }).await }`:
-/// it still runs on the tokio worker, and each poll is timed.
+/// it still runs on the tokio worker, and each poll is timed. With a
+/// `timeout`, the call is `within(&SITE, timeout, io_bound(..)).await`, as
+/// on the pool lanes.
 fn timed(func: &LaneFn, body: &Block, args: &LaneArgs, prelude: &TokenStream) -> TokenStream {
     let site = site(Lane::IoBound, &func.sig.ident, args);
-    emit(func, &func.sig, timed_body(&func.sig, body, &site, prelude))
+    let body = timed_body(&func.sig, body, &site, args.timeout.as_ref(), prelude);
+    emit(func, &func.sig, body)
 }
 
-/// The body of an `#[io_bound]` fn: `body`, its polls timed at `site`.
+/// The body of an `#[io_bound]` fn: `body`, its polls timed at `site`, the
+/// whole call bounded by `timeout` when there is one.
 pub(crate) fn timed_body(
     sig: &Signature,
     body: &Block,
     site: &TokenStream,
+    timeout: Option<&Timeout>,
     prelude: &TokenStream,
 ) -> TokenStream {
     let pin_output = pin_output_type(&sig.output);
@@ -51,7 +56,8 @@ pub(crate) fn timed_body(
     let span = sig.ident.span();
     let private = private::path(span);
     let future = quote_spanned!(span=> async move { #pin_output #(#stmts)* });
-    let call = quote_spanned!(span=> #private::io_bound(&__LANES_SITE, #future).await);
+    let call = quote_spanned!(span=> #private::io_bound(&__LANES_SITE, #future));
+    let call = awaited(call, span, &sig.output, timeout);
     quote_spanned!(span=> {
         #prelude
         #site
@@ -115,8 +121,9 @@ fn offloaded(
     let run = Ident::new(run, call_span);
     let run_path = private::path(call_span);
     let call = quote_spanned!(call_span=>
-        #run_path::#run(&__LANES_SITE, move || #closure_output #body).await
+        #run_path::#run(&__LANES_SITE, move || #closure_output #body)
     );
+    let call = awaited(call, call_span, &func.sig.output, args.timeout.as_ref());
     let sig = Signature {
         asyncness: Some(Token![async](func.sig.fn_token.span)),
         ..func.sig.clone()
@@ -131,6 +138,33 @@ fn offloaded(
             #site
             #call
         }),
+    )
+}
+
+/// `call`, a lane call's future, awaited (the `.await` at `span`), within
+/// the fn's `timeout` when it has one.
+fn awaited(
+    call: TokenStream,
+    span: Span,
+    output: &ReturnType,
+    timeout: Option<&Timeout>,
+) -> TokenStream {
+    let Some(timeout) = timeout else {
+        return quote_spanned!(span=> #call.await);
+    };
+    // Spanned at the return type: rustc reports an error type without
+    // `From<TimedOut>` at `within` and again at its `.await`; at one span
+    // the two collapse into one error.
+    let span = match output {
+        ReturnType::Type(_, ty) => ty.span(),
+        // Validation refuses a timeout on a fn without a return type.
+        ReturnType::Default => span,
+    };
+    let private = private::path(span);
+    // Past `u64::MAX` ns (584 years) a timeout never fires anyway.
+    let nanos = u64::try_from(timeout.after.as_nanos()).unwrap_or(u64::MAX);
+    quote_spanned!(span=>
+        #private::within(&__LANES_SITE, ::core::time::Duration::from_nanos(#nanos), #call).await
     )
 }
 

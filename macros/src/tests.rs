@@ -14,7 +14,15 @@ use crate::{Lane, entry};
 const LANES: [Lane; 3] = [Lane::IoBound, Lane::Blocking, Lane::CpuBound];
 
 /// Argument lists, good and bad, tried with every item.
-const ARGS: [&str; 5] = ["", "limit = 4", "limit = 0, limit", "= =", "threads(2)"];
+const ARGS: [&str; 7] = [
+    "",
+    "limit = 4",
+    "limit = 0, limit",
+    "= =",
+    "threads(2)",
+    "timeout = \"2s\"",
+    "timeout = \"0s\", timeout = 2, limit = 1",
+];
 
 /// Expands `item` under every lane and argument list; fails the test on a
 /// panic, and when a parseable fn does not come out as parseable items.
@@ -204,5 +212,34 @@ fn self_calls_are_found_where_the_name_means_the_fn() {
         let mut found = 0;
         crate::recursion::for_each_self_call(&func.sig, &mut func.block, &mut |_, _| found += 1);
         assert_eq!(found, expected, "self-calls in `{item}`");
+    }
+}
+
+#[test]
+fn a_timeout_bounds_a_fn_that_returns_a_result_and_is_refused_on_any_other() {
+    let outputs = [
+        ("-> Result<u8, E>", true),
+        ("-> std::io::Result<u8>", true),
+        ("-> (anyhow::Result<u8>)", true),
+        ("-> Option<u8>", false),
+        ("-> ()", false),
+        ("", false),
+        ("-> impl Send", false),
+    ];
+    for lane in LANES {
+        let asyncness = if lane == Lane::IoBound { "async" } else { "" };
+        for (output, is_result) in outputs {
+            let item = format!("{asyncness} fn f() {output} {{ loop {{}} }}");
+            let args = TokenStream::from_str("timeout = \"2s\"").expect("the arguments tokenize");
+            let item = TokenStream::from_str(&item).expect("the item tokenizes");
+            let expanded = entry::expand(lane, args, item).to_string();
+            let refused = expanded.contains("compile_error");
+            let bounded = expanded.contains("within");
+            assert_eq!(
+                (refused, bounded),
+                (!is_result, is_result),
+                "{lane:?} on `{output}`: `{expanded}`"
+            );
+        }
     }
 }

@@ -6,10 +6,11 @@ use syn::{
     TypeReference,
 };
 
+use crate::args::{LaneArgs, Timeout};
 use crate::errors::Errors;
 use crate::{Lane, pattern, recursion};
 
-pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
+pub(crate) fn signature(lane: Lane, sig: &Signature, args: &LaneArgs, errors: &mut Errors) {
     qualifiers(lane, sig, errors);
     asyncness(lane, sig, errors);
     if lane != Lane::IoBound {
@@ -17,6 +18,31 @@ pub(crate) fn signature(lane: Lane, sig: &Signature, errors: &mut Errors) {
     }
     if lane == Lane::Background {
         background(sig, errors);
+    } else if let Some(timeout) = &args.timeout {
+        timed_out_is_an_error(sig, timeout, errors);
+    }
+}
+
+/// Outside a request, a call past its `timeout` has only its error to
+/// return, so the fn returns a `Result`; rustc checks `E: From<TimedOut>`.
+/// (A `#[background]` job's timeout ends an attempt, which the worker
+/// records; the fn keeps its return type.)
+fn timed_out_is_an_error(sig: &Signature, timeout: &Timeout, errors: &mut Errors) {
+    let message = |written: &str| {
+        format!(
+            "`timeout` needs this fn to return `Result<T, E>` with `E: From<lanes::TimedOut>`: \
+             outside a request, a call past its timeout returns `Err(TimedOut.into())` (under \
+             `lanes::Watch` or `lanes::ShedLayer` the request is answered 504); return \
+             `Result<{written}, E>`, e.g. `std::io::Result<{written}>`"
+        )
+    };
+    match &sig.output {
+        ReturnType::Type(_, ty) if is_result(ty) => {}
+        ReturnType::Type(_, ty) => {
+            let written = tidy(&quote::ToTokens::to_token_stream(ty).to_string());
+            errors.push(syn::Error::new_spanned(ty, message(&written)));
+        }
+        ReturnType::Default => errors.push(syn::Error::new(timeout.span, message("()"))),
     }
 }
 
@@ -160,12 +186,20 @@ fn background(sig: &Signature, errors: &mut Errors) {
     }
 }
 
-/// `()`, or a path ending in `Result` (`Result<T, E>`, `io::Result<T>`,
-/// `anyhow::Result<T>`); rustc checks its parameters' bounds.
+/// `()`, or a `Result`.
 fn returns_unit_or_result(ty: &Type) -> bool {
     match ty {
         Type::Tuple(tuple) => tuple.elems.is_empty(),
         Type::Paren(paren) => returns_unit_or_result(&paren.elem),
+        _ => is_result(ty),
+    }
+}
+
+/// A path ending in `Result` (`Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`); rustc checks its parameters' bounds.
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(paren) => is_result(&paren.elem),
         Type::Path(path) => path
             .path
             .segments

@@ -137,12 +137,73 @@ pub use watch::{Watch, Watched, WatchedFuture};
 ///     tokio::fs::read(path).await
 /// }
 /// ```
+///
+/// `timeout = "2s"` (`ms`, `s`, `m`, `h`), here and on [`blocking`] and
+/// [`cpu_bound`], bounds each call, waiting for its lane and running. The
+/// fn returns `Result<T, E>` with `E: From<lanes::TimedOut>` ([`TimedOut`]):
+/// `std::io::Error` has it, and `Box<dyn Error + Send + Sync>` and
+/// `anyhow::Error` take it as they take any error. Past its timeout, a call
+/// serving a request under [`ShedLayer`] or [`Watch`] never returns: the
+/// request is answered `504 Gateway Timeout`. Outside a request the call
+/// returns `Err(TimedOut.into())`. An `#[io_bound]` body is dropped; a
+/// `#[blocking]` or `#[cpu_bound]` body cannot be stopped: it keeps its
+/// slot until it returns. Each fn counts its timeouts
+/// ([`HandlerStats::timeouts`], `lanes_timeouts_total`).
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use axum::response::{IntoResponse, Response};
+/// use axum::{Router, routing::get};
+///
+/// // A handler's error must answer, so `std::io::Error` will not do.
+/// #[derive(Debug)]
+/// struct AppError(String);
+///
+/// impl From<lanes::TimedOut> for AppError {
+///     fn from(timed_out: lanes::TimedOut) -> AppError {
+///         AppError(timed_out.to_string())
+///     }
+/// }
+///
+/// impl IntoResponse for AppError {
+///     fn into_response(self) -> Response {
+///         (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
+///     }
+/// }
+///
+/// #[lanes::io_bound(timeout = "2s")]
+/// async fn rates() -> Result<String, AppError> {
+///     Ok("1.08".to_owned())
+/// }
+///
+/// #[lanes::blocking(limit = 4, timeout = "500ms")]
+/// fn report() -> Result<String, AppError> {
+///     std::fs::read_to_string("Cargo.toml").map_err(|e| AppError(e.to_string()))
+/// }
+///
+/// #[lanes::cpu_bound(timeout = "1s")]
+/// fn checksum(bytes: Vec<u8>) -> std::io::Result<u32> {
+///     Ok(bytes.into_iter().map(u32::from).fold(0, u32::wrapping_add))
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let app: Router = Router::new()
+///     .route("/rates", get(rates))
+///     .route("/report", get(report))
+///     .layer(lanes::ShedLayer::new());
+/// // Outside a request, past its timeout this would be `Err(e)`, with
+/// // `e.kind() == std::io::ErrorKind::TimedOut`.
+/// assert_eq!(checksum(vec![1, 2]).await.unwrap(), 3);
+/// # }
+/// ```
 #[cfg(feature = "macros")]
 pub use lanes_macros::io_bound;
 
 /// Runs a synchronous fn doing blocking I/O on tokio's blocking pool, and
 /// makes it `async`. `#[blocking(limit = N)]` caps how many calls of this fn
-/// run at once.
+/// run at once; `timeout = "2s"` bounds each call, as on [`io_bound`] (a
+/// body past its timeout cannot be stopped: it keeps its slot until it
+/// returns).
 ///
 /// Arguments move to the pool thread, so they must be owned (`Send +
 /// 'static`); `.await` is refused in the body.
@@ -162,7 +223,9 @@ pub use lanes_macros::blocking;
 
 /// Runs a synchronous, CPU-heavy fn on the CPU lane's rayon pool, and makes
 /// it `async`. Sleeping and blocking I/O are refused in the body (they belong
-/// on `#[blocking]`).
+/// on `#[blocking]`). `timeout = "2s"` bounds each call, as on
+/// [`io_bound`] (a body past its timeout cannot be stopped: it keeps its
+/// slot until it returns).
 ///
 /// ```
 /// #[lanes::cpu_bound]

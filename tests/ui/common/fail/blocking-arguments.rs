@@ -18,4 +18,9 @@ fn quoted() {}
 #[lanes::blocking(limit = 8 +)]
 fn malformed() {}
 
+#[lanes::blocking(timeout = "0s")]
+fn instant() -> std::io::Result<()> {
+    Ok(())
+}
+
 fn main() {}
