@@ -105,12 +105,8 @@ pub(crate) fn stall_child(quarantine: &str) {
         ))
     });
     std::thread::sleep(WARM_UP);
-    let mut latencies = client_runtime(1).block_on(load::probe(
-        addr,
-        "/health",
-        PROBE_PAUSE,
-        PROBE_LENGTH,
-    ));
+    let mut latencies =
+        client_runtime(1).block_on(load::probe(addr, "/health", PROBE_PAUSE, PROBE_LENGTH));
     let answers = load.join().expect("the load ends");
     let costs = costs.0.lock().unwrap().clone();
     let first = costs.first().copied().unwrap_or(0.0);
@@ -229,7 +225,8 @@ pub(crate) fn watch(report: &mut String) {
         rounds.push([bare_one, watched_one, bare_many, watched_many]);
     }
     let column = |i: usize| median(rounds.iter().map(|r| black_box(r[i])).collect());
-    let (bare_one, watched_one, bare_many, watched_many) = (column(0), column(1), column(2), column(3));
+    let (bare_one, watched_one, bare_many, watched_many) =
+        (column(0), column(1), column(2), column(3));
     let per_call_cost = watched_one - bare_one;
     let per_poll_cost = ((watched_many - bare_many) - per_call_cost) / f64::from(POLLS);
 
@@ -254,7 +251,11 @@ pub(crate) fn watch(report: &mut String) {
     }
     let med = |runs: &[Stalled], f: fn(&Stalled) -> f64| median(runs.iter().map(f).collect());
 
-    writeln!(report, "## `lanes::Watch`: its cost, and a stalling route contained\n").unwrap();
+    writeln!(
+        report,
+        "## `lanes::Watch`: its cost, and a stalling route contained\n"
+    )
+    .unwrap();
     writeln!(
         report,
         "**The layer's cost.** A service whose calls poll once, and one whose calls poll {POLLS} \
@@ -266,7 +267,11 @@ pub(crate) fn watch(report: &mut String) {
     )
     .unwrap();
     writeln!(report, "| | bare | under `Watch` |\n|---|---|---|").unwrap();
-    writeln!(report, "| a call of 1 poll | {bare_one:.0} ns | {watched_one:.0} ns |").unwrap();
+    writeln!(
+        report,
+        "| a call of 1 poll | {bare_one:.0} ns | {watched_one:.0} ns |"
+    )
+    .unwrap();
     writeln!(
         report,
         "| a call of {POLLS} polls | {bare_many:.0} ns | {watched_many:.0} ns |"

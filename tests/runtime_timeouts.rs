@@ -166,6 +166,12 @@ async fn an_io_bound_call_past_its_timeout_is_answered_504_under_either_layer_an
     assert_eq!(outside.function(), "runtime_timeouts::fetch");
     assert_eq!(FETCHES.load(Ordering::SeqCst), 3);
     assert_eq!(timeouts("fetch"), 3);
+    // The route under `Watch` counts the one answered there.
+    let stats = lanes::stats();
+    assert_eq!(
+        stats.route("GET /fetch").map(|route| route.timeouts),
+        Some(1)
+    );
 }
 
 static RENDER_GATE: Gate = Gate::closed();

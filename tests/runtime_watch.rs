@@ -23,9 +23,9 @@ mod vendor {
     use super::*;
 
     pub(super) static RELEASED: AtomicBool = AtomicBool::new(false);
-    /// The line of the blocking call below.
-    pub(super) const SLEEP_LINE: u32 = line!() + 5;
 
+    /// The line of the blocking call in `fetch_rates`, five lines down.
+    pub(super) const SLEEP_LINE: u32 = line!() + 5;
     /// Sleeps until the test releases it (or 30 s pass: the first stack of
     /// a debug build reads its debug info, slowly on a loaded machine).
     pub(super) fn fetch_rates() -> &'static str {
@@ -139,7 +139,10 @@ async fn the_layer_names_the_route_and_the_blocking_line_while_the_poll_is_stuck
             break stack;
         }
         assert!(!call.is_finished(), "the call ended before it was reported");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Not tokio's timer: with one worker held, the runtime's timers may
+        // not fire (a parked worker drives them), and this loop runs on the
+        // test's own thread.
+        std::thread::sleep(Duration::from_millis(10));
     };
     let innermost = stack
         .frames
@@ -217,11 +220,21 @@ async fn without_the_layer_the_same_handler_goes_unseen() {
         .run()
         .await;
     assert_eq!(report.count(StatusCode::OK), 1);
-    let stats = lanes::stats();
-    let route = stats
-        .route("GET /watched")
-        .expect("the layer saw the route");
-    assert_eq!((route.slow_polls, route.stuck_polls), (1, 1));
+    // The watchdog counts the stuck poll once its stack is symbolized.
+    let figures = || {
+        let stats = lanes::stats();
+        let route = stats
+            .route("GET /watched")
+            .expect("the layer saw the route");
+        (route.slow_polls, route.stuck_polls)
+    };
+    for _ in 0..3000 {
+        if figures().1 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(figures(), (1, 1));
 }
 
 /// A test body that blocks: the line strict mode must name.
@@ -247,8 +260,9 @@ async fn strict_mode_fails_a_test_that_blocks_with_its_stack() {
     );
     assert!(
         message.contains("(threshold 5 ms); it was stuck at: ")
+            && message.contains("runtime_watch::a_test_body_that_blocks (")
             && message.contains(&format!(
-                "runtime_watch::a_test_body_that_blocks (runtime_watch.rs:{BLOCKING_TEST_LINE}) → std::thread::"
+                "runtime_watch.rs:{BLOCKING_TEST_LINE}) → std::thread::"
             ))
             && message.contains("sleep. A blocking call runs in async code"),
         "{message}"

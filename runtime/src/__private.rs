@@ -11,7 +11,7 @@ pub use crate::lane::Site;
 pub use crate::lane::blocking::run_blocking;
 pub use crate::lane::cpu::run_cpu;
 pub use crate::poll::{IoBound, io_bound};
-pub use crate::timeout::within;
+pub use crate::shed::within;
 pub use inventory;
 pub use serde_json::Value as JsonValue;
 

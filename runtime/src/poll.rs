@@ -122,7 +122,9 @@ impl Worker {
         let outermost = slot.began.load(Ordering::Relaxed) == 0;
         if outermost {
             slot.outermost_site.store(
-                site.map_or(std::ptr::null_mut(), |site| site as *const Site as *mut Site),
+                site.map_or(std::ptr::null_mut(), |site| {
+                    site as *const Site as *mut Site
+                }),
                 Ordering::Release,
             );
             slot.began.store(began, Ordering::Release);

@@ -21,6 +21,7 @@ use tokio::task::futures::TaskLocalFuture;
 
 use crate::config::lanes;
 use crate::lane::Site;
+use crate::timeout::TimedOut;
 
 tokio::task_local! {
     static REQUEST: Arc<RequestMark>;
@@ -37,15 +38,15 @@ pub(crate) struct RequestMark {
 #[derive(Debug)]
 enum Ending {
     Shed { retry_after: Duration },
-    TimedOut { site: &'static str, after: Duration },
+    TimedOut(TimedOut),
 }
 
 impl RequestMark {
     /// The answer a lane call chose for the request, once one has.
     pub(crate) fn answer(&self) -> Option<Response> {
-        self.ending.get().map(|ending| match *ending {
-            Ending::Shed { retry_after } => unavailable(retry_after),
-            Ending::TimedOut { site, after } => timed_out(site, after),
+        self.ending.get().map(|ending| match ending {
+            Ending::Shed { retry_after } => unavailable(*retry_after),
+            Ending::TimedOut(timed_out) => timed_out.clone().into_response(),
         })
     }
 
@@ -82,20 +83,39 @@ pub(crate) async fn shed<T>(site: &'static Site) -> T {
     std::future::pending().await
 }
 
-/// Marks the current request, if there is one, as timed out in `site`:
-/// true if it was, and the layer answers `504`.
-pub(crate) fn time_out_request(site: &'static Site, after: Duration) -> bool {
+/// Marks the current request, if there is one, as timed out: true if it
+/// was, and the layer answers `504`.
+fn time_out_request(timed_out: TimedOut) -> bool {
     REQUEST
         .try_with(|mark| {
             if let Some(route) = mark.route {
                 route.record_timeout();
             }
-            let _ = mark.ending.set(Ending::TimedOut {
-                site: site.name,
-                after,
-            });
+            let _ = mark.ending.set(Ending::TimedOut(timed_out));
         })
         .is_ok()
+}
+
+/// Runs `call` (a lane fn's call) for at most `after`. Past it, a request
+/// under a layer is marked for `504` and this never resolves; elsewhere
+/// the error is returned.
+pub async fn within<T, E, F>(site: &'static Site, after: Duration, call: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<TimedOut>,
+{
+    match tokio::time::timeout(after, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            site.record_timeout();
+            let timed_out = TimedOut::new(site.name, after);
+            if time_out_request(timed_out.clone()) {
+                std::future::pending().await
+            } else {
+                Err(E::from(timed_out))
+            }
+        }
+    }
 }
 
 /// A tower layer that answers `503 Service Unavailable` with `Retry-After`
@@ -198,17 +218,6 @@ where
             None => Poll::Pending,
         }
     }
-}
-
-fn timed_out(site: &str, after: Duration) -> Response {
-    (
-        StatusCode::GATEWAY_TIMEOUT,
-        format!(
-            "`{site}` did not finish within its timeout of {}\n",
-            crate::timeout::human(after)
-        ),
-    )
-        .into_response()
 }
 
 fn unavailable(retry_after: Duration) -> Response {

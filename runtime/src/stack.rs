@@ -277,7 +277,7 @@ mod linux {
     //! One capture at a time (only the watchdog thread asks), through
     //! statics the handler reads and writes with atomics alone.
 
-    use std::sync::LazyLock;
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
@@ -321,8 +321,9 @@ mod linux {
         frames: [const { AtomicUsize::new(0) }; MOST_RAW_FRAMES],
     };
 
-    /// The handler that was installed before ours, for signals not ours.
-    static PREVIOUS: LazyLock<Option<libc::sigaction>> = LazyLock::new(install);
+    /// The handler that was installed before ours, for signals not ours;
+    /// `None` inside if ours could not be installed.
+    static PREVIOUS: OnceLock<Option<libc::sigaction>> = OnceLock::new();
 
     fn install() -> Option<libc::sigaction> {
         // SAFETY: a zeroed `sigaction` is valid; the handler only touches
@@ -406,7 +407,7 @@ mod linux {
     }
 
     fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-        let Some(previous) = LazyLock::get(&PREVIOUS).copied().flatten() else {
+        let Some(previous) = PREVIOUS.get().copied().flatten() else {
             return;
         };
         let handler = previous.sa_sigaction;
@@ -430,7 +431,7 @@ mod linux {
     /// Asks the thread of `slot`, stuck in the poll that began at `began`,
     /// for its frames, and waits for them.
     pub(crate) fn capture(slot: &PollSlot, began: u64) -> Result<RawFrames, NoStack> {
-        if LazyLock::force(&PREVIOUS).is_none() {
+        if PREVIOUS.get_or_init(install).is_none() {
             return Err(NoStack::NoHandler);
         }
         if ABANDONED.load(Ordering::Acquire) {
@@ -562,7 +563,10 @@ mod tests {
     fn files_tell_the_users_code_from_libraries() {
         for (file, library) in [
             ("/rustc/abc/library/std/src/thread/mod.rs", true),
-            ("/home/u/.cargo/registry/src/index/axum-0.8.0/src/routing.rs", true),
+            (
+                "/home/u/.cargo/registry/src/index/axum-0.8.0/src/routing.rs",
+                true,
+            ),
             (concat!(env!("CARGO_MANIFEST_DIR"), "/src/poll.rs"), true),
             ("runtime/src/lane/blocking.rs", true),
             ("src/main.rs", false),

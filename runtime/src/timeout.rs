@@ -1,13 +1,9 @@
-//! `timeout = "2s"` on a lane fn: a call that has not finished in time
-//! (waiting for its lane and running) ends. Under a request layer the
-//! request is answered `504 Gateway Timeout`; elsewhere the call returns
-//! [`TimedOut`], converted into the fn's own error type.
+//! [`TimedOut`], what a lane fn's call past its `timeout = "2s"` returns
+//! outside a request (the request layers answer `504` instead; see
+//! `shed::within`).
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
-
-use crate::lane::Site;
 
 /// A lane call that did not finish within its `timeout`. A fn with a
 /// `timeout` returns `Result<T, E>` with `E: From<TimedOut>`; `lanes`
@@ -25,6 +21,10 @@ pub struct TimedOut {
 }
 
 impl TimedOut {
+    pub(crate) fn new(function: &'static str, after: Duration) -> TimedOut {
+        TimedOut { function, after }
+    }
+
     /// The fn that timed out, `module::name`.
     pub fn function(&self) -> &'static str {
         self.function
@@ -49,6 +49,14 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
+/// `504 Gateway Timeout` naming the fn and its timeout, so that
+/// `Result<T, lanes::TimedOut>` can be a handler's return type as it is.
+impl axum::response::IntoResponse for TimedOut {
+    fn into_response(self) -> axum::response::Response {
+        (axum::http::StatusCode::GATEWAY_TIMEOUT, format!("{self}\n")).into_response()
+    }
+}
+
 impl From<TimedOut> for std::io::Error {
     fn from(timed_out: TimedOut) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::TimedOut, timed_out)
@@ -61,30 +69,6 @@ pub(crate) fn human(after: Duration) -> String {
         format!("{} ms", after.as_millis())
     } else {
         format!("{} s", after.as_secs_f64())
-    }
-}
-
-/// Runs `call` (a lane fn's call) for at most `after`. Past it, a request
-/// under a layer is marked for `504` and this never resolves; elsewhere
-/// the error is returned.
-pub async fn within<T, E, F>(site: &'static Site, after: Duration, call: F) -> Result<T, E>
-where
-    F: Future<Output = Result<T, E>>,
-    E: From<TimedOut>,
-{
-    match tokio::time::timeout(after, call).await {
-        Ok(result) => result,
-        Err(_) => {
-            site.record_timeout();
-            if crate::shed::time_out_request(site, after) {
-                std::future::pending().await
-            } else {
-                Err(E::from(TimedOut {
-                    function: site.name,
-                    after,
-                }))
-            }
-        }
     }
 }
 

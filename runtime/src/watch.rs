@@ -225,7 +225,9 @@ enum Dispatch {
 }
 
 /// Every route served, by matched path and then method.
-static ROUTES: RwLock<Option<HashMap<Box<str>, Vec<(Method, &'static Route)>>>> = RwLock::new(None);
+type Routes = HashMap<Box<str>, Vec<(Method, &'static Route)>>;
+
+static ROUTES: RwLock<Option<Routes>> = RwLock::new(None);
 
 /// The methods a route is named by; any other is `OTHER`, so that a client
 /// cannot add a series per made-up method.
@@ -363,11 +365,7 @@ impl Route {
     }
 }
 
-fn find(
-    routes: Option<&HashMap<Box<str>, Vec<(Method, &'static Route)>>>,
-    path: &str,
-    method: &Method,
-) -> Option<&'static Route> {
+fn find(routes: Option<&Routes>, path: &str, method: &Method) -> Option<&'static Route> {
     routes?
         .get(path)?
         .iter()

@@ -307,7 +307,12 @@ impl Caught {
 
 /// Logs a stuck poll; `stack_took` is what taking and symbolizing its
 /// stack cost, for operators who watch the watchdog's own price.
-fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>, stack_took: Duration) {
+fn report(
+    slot: &PollSlot,
+    stuck_for: Duration,
+    stack: Result<Stack, NoStack>,
+    stack_took: Duration,
+) {
     // The site is read a moment after `began`; a poll that ended in between
     // leaves null, or names the site now polled there.
     let site = slot.site.load(Ordering::Acquire);
@@ -322,10 +327,10 @@ fn report(slot: &PollSlot, stuck_for: Duration, stack: Result<Stack, NoStack>, s
     };
     let stack = stack.ok();
     // SAFETY: as above.
-    if let Some(outermost) = unsafe { slot.outermost_site.load(Ordering::Acquire).as_ref() } {
-        if !std::ptr::eq(outermost, site) {
-            outermost.record_stuck_poll(stack.clone());
-        }
+    if let Some(outermost) = unsafe { slot.outermost_site.load(Ordering::Acquire).as_ref() }
+        && !std::ptr::eq(outermost, site)
+    {
+        outermost.record_stuck_poll(stack.clone());
     }
     site.record_stuck_poll(stack);
     tracing::warn!(
