@@ -55,6 +55,38 @@ async fn the_readme_curl_session_answers_as_shown() {
         );
     }
     assert!(job_id.is_some(), "the session enqueued a job");
+
+    // `/rates/USD` blocked its worker in the vendor SDK: the watchdog
+    // took that stack, with the vendor's line, for the route's figures.
+    let stack = async {
+        loop {
+            let stats = lanes::stats();
+            if let Some(stack) = stats
+                .route("GET /rates/{currency}")
+                .and_then(|route| route.last_stuck_stack.clone())
+            {
+                return stack;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let stack = tokio::time::timeout(Duration::from_secs(30), stack)
+        .await
+        .expect("the watchdog reported the vendor call with its stack");
+    let vendor = stack
+        .frames
+        .last()
+        .expect("the stack holds the showcase's frames");
+    assert_eq!(vendor.function, "vendor_sdk::exchange_rate", "{stack:?}");
+    assert!(
+        vendor
+            .file
+            .as_deref()
+            .is_some_and(|file| file.ends_with("vendor-sdk/src/lib.rs")),
+        "{stack:?}"
+    );
+    assert_eq!(vendor.line, Some(9), "the line of its sleep: {stack:?}");
+
     workers.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -25,13 +25,31 @@ struct Worker {
     /// Slow polls reported on this thread, so that a slow nested poll is
     /// reported once, by the innermost site.
     slow_reports: Cell<u64>,
+    /// Set while this blocking-pool thread runs a quarantined route's
+    /// future: its polls hold no tokio worker, and are not timed.
+    off_the_event_loop: Cell<bool>,
 }
 
 thread_local! {
     static WORKER: Worker = Worker {
         slot: ThreadSlot::for_this_thread(),
         slow_reports: Cell::new(0),
+        off_the_event_loop: Cell::new(false),
     };
+}
+
+/// Runs `f`, a quarantined route's `block_on` on a blocking-pool thread,
+/// with the polls in it left untimed.
+pub(crate) fn off_the_event_loop<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WORKER.with(|worker| worker.off_the_event_loop.set(false));
+        }
+    }
+    WORKER.with(|worker| worker.off_the_event_loop.set(true));
+    let _restore = Restore;
+    f()
 }
 
 pin_project_lite::pin_project! {
@@ -146,6 +164,9 @@ impl Worker {
     /// Runs `poll` (which cannot unwind) timed at `site`, and reports it if
     /// it was slow; true if it was.
     fn timed<T>(&self, site: &'static Site, poll: impl FnOnce() -> T) -> (T, bool) {
+        if self.off_the_event_loop.get() {
+            return (poll(), false);
+        }
         let monitors = &lanes().monitors;
         let began = CLOCK.raw();
         let published = monitors.watchdog.then(|| self.publish(Some(site), began));

@@ -99,7 +99,9 @@ pub(crate) type RawFrames = Vec<usize>;
 /// into a trimmed [`Stack`].
 pub(crate) fn symbolize(raw: &[usize]) -> Stack {
     let mut frames = Vec::new();
-    for &ip in raw {
+    // A walk ends on the null return address of a thread's first frame,
+    // which names nothing.
+    for &ip in raw.iter().filter(|&&ip| ip != 0) {
         // `resolve` looks up the call instruction of a return address.
         backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
             frames.push(Resolved {

@@ -188,7 +188,7 @@ where
     let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
         let _running = queued.start();
-        runtime.block_on(call)
+        crate::poll::off_the_event_loop(|| runtime.block_on(call))
     }));
     match task.await {
         Ok(response) => response,

@@ -181,6 +181,7 @@ fn watch() {
             (Duration::from_nanos(threshold) / 4).max(Duration::from_millis(1))
         };
         std::thread::park_timeout(every);
+
         // Frames are taken under the slot list's lock, which keeps the
         // stuck threads alive. Symbolizing is left to a thread of its own:
         // the first one reads the binary's debug info, which takes up to a
@@ -238,6 +239,10 @@ impl Symbolizer {
 /// A poll caught stuck, with the raw frames taken of it.
 struct Caught {
     slot: Arc<PollSlot>,
+    /// The innermost and outermost sites it was polling, read when it was
+    /// caught (null in a strict scope alone).
+    site: Option<&'static Site>,
+    outermost_site: Option<&'static Site>,
     began: u64,
     stuck_for: Duration,
     strict: bool,
@@ -268,10 +273,22 @@ fn look(threshold: u64) -> Vec<Caught> {
         if limit != 0 && stuck_for >= Duration::from_nanos(limit) {
             slot.reported.store(began, Ordering::Relaxed);
             slot.capturing.store(began, Ordering::Release);
+            // Read a moment after `began`: a poll that ended in between
+            // leaves null, or names the site now polled there (its stack is
+            // then refused as stale).
+            // SAFETY: only `&'static Site`s are stored in a slot.
+            let (site, outermost_site) = unsafe {
+                (
+                    slot.site.load(Ordering::Acquire).as_ref(),
+                    slot.outermost_site.load(Ordering::Acquire).as_ref(),
+                )
+            };
             let capturing = std::time::Instant::now();
             let frames = stack::capture(&slot, began);
             caught.push(Caught {
                 slot,
+                site,
+                outermost_site,
                 began,
                 stuck_for,
                 strict: strict != 0,
@@ -301,7 +318,16 @@ impl Caught {
             return;
         }
         slot.capturing.store(0, Ordering::Release);
-        report(slot, self.stuck_for, stack, stack_took);
+        if let Some(site) = self.site {
+            report(
+                slot,
+                site,
+                self.outermost_site,
+                self.stuck_for,
+                stack,
+                stack_took,
+            );
+        }
     }
 }
 
@@ -309,25 +335,19 @@ impl Caught {
 /// stack cost, for operators who watch the watchdog's own price.
 fn report(
     slot: &PollSlot,
+    site: &'static Site,
+    outermost: Option<&'static Site>,
     stuck_for: Duration,
     stack: Result<Stack, NoStack>,
     stack_took: Duration,
 ) {
-    // The site is read a moment after `began`; a poll that ended in between
-    // leaves null, or names the site now polled there.
-    let site = slot.site.load(Ordering::Acquire);
-    // SAFETY: only `&'static Site`s are stored in a slot.
-    let Some(site) = (unsafe { site.as_ref() }) else {
-        return;
-    };
     let threshold = Duration::from_nanos(THRESHOLD_NANOS.load(Ordering::Relaxed));
     let at = match &stack {
         Ok(stack) => stack.to_string(),
         Err(no_stack) => no_stack.to_string(),
     };
     let stack = stack.ok();
-    // SAFETY: as above.
-    if let Some(outermost) = unsafe { slot.outermost_site.load(Ordering::Acquire).as_ref() }
+    if let Some(outermost) = outermost
         && !std::ptr::eq(outermost, site)
     {
         outermost.record_stuck_poll(stack.clone());
