@@ -333,7 +333,7 @@ pub(crate) fn watch(report: &mut String) {
         "\n**Taking a stack.** With the quarantine off, the watchdog reported {:.0} stuck polls \
          per run (median), each with its stack; taking the frames and symbolizing them cost \
          {first_stack:.1} ms for the first report of a process (which reads the binary's debug \
-         info: `debug = \"line-tables-only\"` in this workspace's release profile) and \
+         info: `debug = \"limited\"` in this workspace's release profile) and \
          {stack:.2} ms (median) for the others. While nothing is stuck the watchdog only reads \
          each worker's slot every 25 ms, and no signal is sent.\n",
         med(&off, |s| s.reports),
