@@ -7,7 +7,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
-use std::panic;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
@@ -19,8 +18,7 @@ use axum::response::Response;
 
 use crate::config::{Quarantine, lanes};
 use crate::lane::Site;
-use crate::lane::admit::admit;
-use crate::lane::blocking::AbortOnDrop;
+use crate::lane::blocking::run_blocking;
 use crate::poll::{IoBound, io_bound};
 use crate::shed::{RequestMark, ShedFuture};
 use crate::stats::RouteMode;
@@ -174,30 +172,20 @@ where
     }
 }
 
-/// Runs a quarantined route's call on a blocking-pool thread, once there is
-/// a place for it, and awaits its response.
+/// Runs a quarantined route's call on a blocking-pool thread, once the
+/// blocking lane and the route's own limit have a place for it (the
+/// blocking lane's rules: a caller that goes away leaves the call running,
+/// a panic resumes here), and awaits its response.
 async fn off_the_event_loop<F>(site: &'static Site, call: F) -> Result<Response, Infallible>
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
-    let lanes = lanes();
-    let queued = site.queue();
-    let admitted = admit(site, &lanes.blocking, lanes.settings.blocking_max_wait).await;
-    site.record_quarantined_call();
     let runtime = tokio::runtime::Handle::current();
-    let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
-        let _admitted = admitted;
-        let _running = queued.start();
+    run_blocking(site, move || {
+        site.record_quarantined_call();
         crate::poll::off_the_event_loop(|| runtime.block_on(call))
-    }));
-    match task.await {
-        Ok(response) => response,
-        Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
-        Err(_) => panic!(
-            "lanes: `{}` was dropped before it ran, because the runtime is shutting down",
-            site.name
-        ),
-    }
+    })
+    .await
 }
 
 /// One route under [`Watch`]: its site, and the catches its quarantine
