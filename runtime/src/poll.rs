@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::clock::CLOCK;
 use crate::config::lanes;
-use crate::lane::Site;
+use crate::lane::{Monitors, Site};
 use crate::stack::{NoStack, Stack};
 use crate::stats::Running;
 use crate::watchdog::ThreadSlot;
@@ -98,7 +98,7 @@ impl<F: Future> Future for IoBound<F> {
         let polled = if monitors.slow_poll_threshold.is_none() && !monitors.watchdog {
             poll_body()
         } else {
-            let (polled, slow) = WORKER.with(|worker| worker.timed(site, poll_body));
+            let (polled, slow) = WORKER.with(|worker| worker.timed(site, monitors, poll_body));
             *this.slow |= slow;
             polled
         };
@@ -163,11 +163,15 @@ impl Worker {
 
     /// Runs `poll` (which cannot unwind) timed at `site`, and reports it if
     /// it was slow; true if it was.
-    fn timed<T>(&self, site: &'static Site, poll: impl FnOnce() -> T) -> (T, bool) {
+    fn timed<T>(
+        &self,
+        site: &'static Site,
+        monitors: &Monitors,
+        poll: impl FnOnce() -> T,
+    ) -> (T, bool) {
         if self.off_the_event_loop.get() {
             return (poll(), false);
         }
-        let monitors = &lanes().monitors;
         let began = CLOCK.raw();
         let published = monitors.watchdog.then(|| self.publish(Some(site), began));
         let reports_before = self.slow_reports.get();
