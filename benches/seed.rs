@@ -513,23 +513,28 @@ fn priority_child(nice: i32) {
     );
 }
 
+/// Runs this bench again as a child with `variable` set to `value`, and
+/// returns the numbers it prints.
+fn child_figures(variable: &str, value: &str) -> Vec<f64> {
+    let output = std::process::Command::new(std::env::current_exe().expect("this bench"))
+        .env(variable, value)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the child bench runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(|f| f.parse().expect("the child prints numbers"))
+        .collect()
+}
+
 /// `/health` p99 under `#[cpu_bound]` saturation, with the CPU lane's
 /// threads at lower priority (the default) and at the workers' priority:
 /// each in a process of its own, since the setting is per process.
 fn priority(report: &mut String) {
     const ROUNDS: usize = 2;
     let measure = |nice: i32| -> [Duration; 3] {
-        let output = std::process::Command::new(std::env::current_exe().expect("this bench"))
-            .env(PRIORITY_CHILD, nice.to_string())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("the child bench runs");
-        let text = String::from_utf8_lossy(&output.stdout);
-        let fields: Vec<u64> = text
-            .split_whitespace()
-            .map(|f| f.parse().expect("the child prints numbers"))
-            .collect();
-        [0, 1, 2].map(|i| Duration::from_micros(fields[i]))
+        let fields = child_figures(PRIORITY_CHILD, &nice.to_string());
+        [0, 1, 2].map(|i| Duration::from_micros(fields[i] as u64))
     };
     // Rounds alternate the settings, so a noisy moment hits both alike.
     let mut lower = Vec::new();

@@ -22,7 +22,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::{Server, client_runtime, load, median, ms, targets};
+use crate::{Server, child_figures, client_runtime, load, median, ms, targets};
 
 /// The environment variable that makes this bench a child serving the
 /// stalling route with the quarantine `off` or `on`.
@@ -139,16 +139,7 @@ struct Stalled {
 }
 
 fn stalled(quarantine: &str) -> Stalled {
-    let output = std::process::Command::new(std::env::current_exe().expect("this bench"))
-        .env(STALL_CHILD, quarantine)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("the child bench runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let f: Vec<f64> = text
-        .split_whitespace()
-        .map(|f| f.parse().expect("the child prints numbers"))
-        .collect();
+    let f = child_figures(STALL_CHILD, quarantine);
     let micros = |v: f64| Duration::from_micros(v as u64);
     Stalled {
         p50: micros(f[0]),
