@@ -225,8 +225,8 @@ impl Config {
 /// [`Config::blocking_max_wait`], and are then shed with `503`. One call
 /// every `probe_every` runs on the event loop instead, as a probe; after
 /// `clean_probes` probes in a row with no slow poll, the route is back on
-/// the event loop. Every change is logged, counted in
-/// `lanes_route_quarantined`, and shown in [`stats()`](crate::stats).
+/// the event loop. Every change is logged, set in the
+/// `lanes_route_quarantined` gauge, and shown in [`stats()`](crate::stats).
 ///
 /// A quarantined call that its client abandons runs to its end: a future
 /// on another thread's `block_on` is not dropped from outside.
