@@ -36,7 +36,25 @@ struct Showcase {
     log_reader: Option<JoinHandle<()>>,
 }
 
+/// Half a request head: the server waits for the rest.
+const HALF_A_HEAD: &[u8] = b"GET /health HTTP/1.1\r\n";
+
+/// A sign-up's head announcing `length` bytes of body, and its first byte.
+fn a_body_begun(length: usize) -> Vec<u8> {
+    format!(
+        "POST /users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{{"
+    )
+    .into_bytes()
+}
+
 impl Showcase {
+    /// A connection to it that has sent `start` and nothing more.
+    async fn sent(&self, start: &[u8]) -> TcpStream {
+        let mut stream = TcpStream::connect(&self.addr).await.unwrap();
+        stream.write_all(start).await.unwrap();
+        stream
+    }
+
     async fn start(data: &Path) -> Showcase {
         let mut child = Command::new(env!("CARGO_BIN_EXE_showcase"))
             .env("LANES_SHOWCASE_DATA", data)
@@ -347,11 +365,7 @@ async fn a_second_sigterm_stops_at_once() {
     let data = data_folder("second-signal");
     let mut showcase = Showcase::start(&data).await;
     // Holds the drain until the header timeout.
-    let mut slow_head = TcpStream::connect(&showcase.addr).await.unwrap();
-    slow_head
-        .write_all(b"GET /health HTTP/1.1\r\n")
-        .await
-        .unwrap();
+    let _slow_head = showcase.sent(HALF_A_HEAD).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     showcase.terminate();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -376,16 +390,8 @@ async fn a_slow_client_does_not_hold_the_shutdown() {
     let mut showcase = Showcase::start(&data).await;
     // Half a request head, then a byte a second; and a body that trickles
     // in the same way.
-    let mut slow_head = TcpStream::connect(&showcase.addr).await.unwrap();
-    slow_head
-        .write_all(b"GET /health HTTP/1.1\r\n")
-        .await
-        .unwrap();
-    let mut slow_body = TcpStream::connect(&showcase.addr).await.unwrap();
-    slow_body
-        .write_all(b"POST /users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{")
-        .await
-        .unwrap();
+    let mut slow_head = showcase.sent(HALF_A_HEAD).await;
+    let mut slow_body = showcase.sent(&a_body_begun(1000)).await;
     let trickle = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -575,11 +581,7 @@ async fn a_report_being_rewritten_is_always_read_whole() {
 async fn a_body_sent_too_slowly_is_refused() {
     let data = data_folder("slow-body");
     let mut showcase = Showcase::start(&data).await;
-    let mut stream = TcpStream::connect(&showcase.addr).await.unwrap();
-    stream
-        .write_all(b"POST /users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
-        .await
-        .unwrap();
+    let mut stream = showcase.sent(&a_body_begun(100)).await;
     let mut status_line = String::new();
     tokio::time::timeout(
         BODY_DEADLINE + MARGIN,
