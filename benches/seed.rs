@@ -1124,7 +1124,6 @@ impl JobStoreKind {
 fn jobs(report: &mut String) {
     use lanes::jobs::{JobContext, NewJob, Registry, WorkerConfig, Workers};
 
-    const PRODUCERS: usize = 16;
     const PICKUPS: usize = 200;
     let mut stores = vec![JobStoreKind::Memory, JobStoreKind::Sqlite];
     match std::env::var("DATABASE_URL") {
@@ -1157,22 +1156,7 @@ fn jobs(report: &mut String) {
                 let running =
                     Workers::start(store.clone(), registry, config).expect("the workers start");
                 let start = Instant::now();
-                let producers: Vec<_> = (0..PRODUCERS)
-                    .map(|p| {
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            for _ in (p..count).step_by(PRODUCERS) {
-                                store
-                                    .enqueue(NewJob::new("trivial", serde_json::Value::Null))
-                                    .await
-                                    .expect("enqueued");
-                            }
-                        })
-                    })
-                    .collect();
-                for producer in producers {
-                    producer.await.expect("the producer ends");
-                }
+                enqueue_count(&store, count).await;
                 while ran.load(Ordering::Relaxed) < count as u64 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -1444,14 +1428,17 @@ fn enqueue_durability(report: &mut String) {
     writeln!(report).unwrap();
 }
 
-/// Enqueues `count` jobs from 16 tasks, as fast as the store takes them.
+/// How many tasks enqueue at once in the job scenarios.
+const PRODUCERS: usize = 16;
+
+/// Enqueues `count` jobs from [`PRODUCERS`] tasks, as fast as the store
+/// takes them.
 async fn enqueue_count(store: &lanes::jobs::Store, count: usize) {
-    const TASKS: usize = 16;
-    let enqueuers: Vec<_> = (0..TASKS)
+    let enqueuers: Vec<_> = (0..PRODUCERS)
         .map(|task| {
             let store = store.clone();
             tokio::spawn(async move {
-                for _ in (task..count).step_by(TASKS) {
+                for _ in (task..count).step_by(PRODUCERS) {
                     store
                         .enqueue(lanes::jobs::NewJob::new("trivial", serde_json::Value::Null))
                         .await

@@ -234,9 +234,10 @@ impl Site {
 
     /// Where this route's calls run now.
     pub(crate) fn mode(&self) -> RouteMode {
-        match self.stats.quarantine.state.load(Relaxed) {
-            0 => RouteMode::EventLoop,
-            _ => RouteMode::Quarantined,
+        if self.stats.quarantine.state.load(Relaxed) == RouteMode::Quarantined as u8 {
+            RouteMode::Quarantined
+        } else {
+            RouteMode::EventLoop
         }
     }
 
