@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use super::{
-    Claimed, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobState, Lease, NewJob, StoreError,
-    StoreOptions, millis,
+    Claimed, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim,
+    StoreError, StoreOptions, millis,
 };
 
 #[derive(Clone, Debug)]
@@ -132,13 +132,13 @@ impl MemoryStore {
         Ok(id)
     }
 
-    pub(super) fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        lease: Duration,
-        limit: usize,
-    ) -> Vec<Claimed> {
+    pub(super) fn claim(&self, next: &NextClaim) -> Vec<Claimed> {
+        let (queue, worker, lease, limit) = (
+            next.queue.as_str(),
+            next.worker.as_str(),
+            next.lease,
+            next.limit,
+        );
         let mut inner = self.lock();
         let now = millis::now();
         let lease_until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);

@@ -34,14 +34,16 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod batch;
 mod cancels;
 pub(crate) mod kind;
 mod memory;
 mod routes;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 pub(crate) mod state;
 mod worker;
 
@@ -115,6 +117,18 @@ impl JobState {
             JobState::Dead => "dead",
             JobState::Cancelled => "cancelled",
         }
+    }
+
+    fn parse(text: &str) -> Result<JobState, StoreError> {
+        Ok(match text {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "dead" => JobState::Dead,
+            "cancelled" => JobState::Cancelled,
+            other => return Err(StoreError::Corrupt(format!("unknown job state `{other}`"))),
+        })
     }
 
     /// Whether the job will not run again.
@@ -233,6 +247,16 @@ pub struct Claimed {
     pub due_at: SystemTime,
 }
 
+/// A claim: up to `limit` due jobs of `queue` for `worker`, leased for
+/// `lease`. See [`Store::claim`].
+#[derive(Clone, Debug)]
+pub(crate) struct NextClaim {
+    pub(crate) queue: String,
+    pub(crate) worker: String,
+    pub(crate) lease: Duration,
+    pub(crate) limit: usize,
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug)]
 pub enum Finish {
@@ -248,6 +272,48 @@ pub enum Finish {
     },
     /// Stopped because its cancellation was requested.
     Cancelled,
+}
+
+/// How a [`Finish`] is kept in a SQL store's row.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct EndingRow {
+    pub(crate) state: JobState,
+    pub(crate) error: Option<String>,
+    pub(crate) result: Option<String>,
+    /// A retry's time; else the job keeps its `run_at`.
+    pub(crate) run_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Finish {
+    /// The columns this ending writes, at `now` (milliseconds).
+    pub(crate) fn row(&self, now: i64) -> EndingRow {
+        let ended = |state| EndingRow {
+            state,
+            error: None,
+            result: None,
+            run_at: None,
+            finished_at: Some(now),
+        };
+        match self {
+            Finish::Succeeded(result) => EndingRow {
+                result: result.as_ref().map(ToString::to_string),
+                ..ended(JobState::Succeeded)
+            },
+            Finish::Retry { error, at } => EndingRow {
+                error: Some(error.clone()),
+                run_at: Some(millis::from(*at)),
+                finished_at: None,
+                ..ended(JobState::Failed)
+            },
+            Finish::Dead { error } => EndingRow {
+                error: Some(error.clone()),
+                ..ended(JobState::Dead)
+            },
+            Finish::Cancelled => ended(JobState::Cancelled),
+        }
+    }
 }
 
 /// What a worker learns when it renews its lease.
@@ -466,8 +532,25 @@ pub struct Store(Backend);
 #[derive(Clone, Debug)]
 enum Backend {
     Memory(memory::MemoryStore),
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    Sql(sql::SqlStore),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(sql::SqlStore),
+}
+
+/// The same call on whichever store is behind `$store`: `$memory` on the
+/// in-memory one, `$sql` awaited on a SQL one (the SQLite and PostgreSQL
+/// stores have the same methods).
+macro_rules! on_store {
+    ($store:expr, memory($m:ident) => $memory:expr, sql($s:ident) => $sql:expr $(,)?) => {
+        match &$store.0 {
+            Backend::Memory($m) => $memory,
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite($s) => $sql.await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres($s) => $sql.await,
+        }
+    };
 }
 
 impl Store {
@@ -503,9 +586,9 @@ impl Store {
         path: impl AsRef<std::path::Path>,
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
-        sql::SqlStore::sqlite(path.as_ref(), options)
+        sqlite::SqliteStore::open(path.as_ref(), options)
             .await
-            .map(|s| Store(Backend::Sql(s)))
+            .map(|s| Store(Backend::Sqlite(s)))
     }
 
     /// A store in the PostgreSQL database at `url` (`postgres://...`),
@@ -529,7 +612,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         sql::SqlStore::postgres(url, schema, options)
             .await
-            .map(|s| Store(Backend::Sql(s)))
+            .map(|s| Store(Backend::Postgres(s)))
     }
 
     /// Adds a job and returns its id at once; with an idempotency key
@@ -539,11 +622,11 @@ impl Store {
     /// `lanes_jobs_refused_total{queue, reason="full"}`.
     pub async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
         let queue = job.queue.clone();
-        let enqueued = match &self.0 {
-            Backend::Memory(store) => store.enqueue(job),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.enqueue(job).await,
-        };
+        let enqueued = on_store!(
+            self,
+            memory(store) => store.enqueue(job),
+            sql(store) => store.enqueue(job),
+        );
         if let Err(StoreError::Full { .. }) = &enqueued {
             count_refusal(&queue);
         }
@@ -568,11 +651,17 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.claim(queue, worker, lease, limit)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.claim(queue, worker, lease, limit).await,
-        }
+        let next = NextClaim {
+            queue: queue.to_owned(),
+            worker: worker.to_owned(),
+            lease,
+            limit,
+        };
+        on_store!(
+            self,
+            memory(store) => Ok(store.claim(&next)),
+            sql(store) => store.claim(next),
+        )
     }
 
     /// Extends `worker`'s lease on a running job.
@@ -582,11 +671,11 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Lease, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.renew(id, worker, lease)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.renew(id, worker, lease).await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.renew(id, worker, lease)),
+            sql(store) => store.renew(id, worker, lease),
+        )
     }
 
     /// Records a running job's progress (0 to 100) and message. False if
@@ -599,21 +688,38 @@ impl Store {
         message: Option<&str>,
     ) -> Result<bool, StoreError> {
         let percent = percent.min(100);
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.progress(id, worker, percent, message)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.progress(id, worker, percent, message).await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.progress(id, worker, percent, message)),
+            sql(store) => store.progress(id, worker, percent, message),
+        )
     }
 
     /// Records how `worker`'s attempt ended. False, and nothing recorded, if
     /// `worker` no longer holds the job.
     pub async fn finish(&self, id: JobId, worker: &str, how: Finish) -> Result<bool, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.finish(id, worker, how)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.finish(id, worker, how).await,
-        }
+        self.finish_and_claim(id, worker, how, None)
+            .await
+            .map(|(recorded, _)| recorded)
+    }
+
+    /// [`finish`](Self::finish), then the claim `next` in the same round
+    /// trip to the store: what a worker with a slot just freed does.
+    pub(crate) async fn finish_and_claim(
+        &self,
+        id: JobId,
+        worker: &str,
+        how: Finish,
+        next: Option<NextClaim>,
+    ) -> Result<(bool, Vec<Claimed>), StoreError> {
+        on_store!(
+            self,
+            memory(store) => {
+                let recorded = store.finish(id, worker, how);
+                Ok((recorded, next.map(|next| store.claim(&next)).unwrap_or_default()))
+            },
+            sql(store) => store.finish(id, worker, how, next),
+        )
     }
 
     /// Cancels a job: at once if it is waiting, by request if it is
@@ -622,11 +728,11 @@ impl Store {
     /// any other at its next lease renewal. Returns the job's state after
     /// the call, or `None` if there is no such job.
     pub async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
-        let state = match &self.0 {
-            Backend::Memory(store) => store.cancel(id),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.durably(store.cancel(id)).await?,
-        };
+        let state = on_store!(
+            self,
+            memory(store) => Ok(store.cancel(id)),
+            sql(store) => store.cancel(id),
+        )?;
         if state == Some(JobState::Running) {
             cancels::request(id);
         }
@@ -638,50 +744,50 @@ impl Store {
     /// counted, so the next worker takes it without waiting for the lease to
     /// run out. False if `worker` no longer holds the job.
     pub async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.release(id, worker)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.release(id, worker).await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.release(id, worker)),
+            sql(store) => store.release(id, worker),
+        )
     }
 
     /// How many jobs of `queue` wait for a worker: queued, or failed and
     /// waiting for their retry, due or not.
     pub async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.waiting(queue)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.waiting(queue).await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.waiting(queue)),
+            sql(store) => store.waiting(queue),
+        )
     }
 
     /// How many jobs have not ended: queued, running, or failed and
     /// waiting for their retry.
     pub async fn unfinished(&self) -> Result<u64, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.unfinished()),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.unfinished().await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.unfinished()),
+            sql(store) => store.unfinished(),
+        )
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        match &self.0 {
-            Backend::Memory(store) => Ok(store.get(id)),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.get(id).await,
-        }
+        on_store!(
+            self,
+            memory(store) => Ok(store.get(id)),
+            sql(store) => store.get(id),
+        )
     }
 
     /// Wakeups for a worker whose claim came back empty: each job enqueued
     /// (in this process, or in another through PostgreSQL's `NOTIFY`) ends
     /// a wait. Take it before claiming, so that no enqueue is missed.
     pub async fn wakeups(&self) -> Result<Wakeups, StoreError> {
-        let enqueued = match &self.0 {
-            Backend::Memory(store) => store.enqueued.subscribe(),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Backend::Sql(store) => store.wakeups().await?,
-        };
+        let enqueued = on_store!(
+            self,
+            memory(store) => Ok(store.enqueued.subscribe()),
+            sql(store) => store.wakeups(),
+        )?;
         Ok(Wakeups(enqueued))
     }
 }

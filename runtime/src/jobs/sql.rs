@@ -1,39 +1,28 @@
-//! The SQL stores, SQLite and PostgreSQL, through sqlx's `Any` driver: one
-//! schema and one set of statements; PostgreSQL adds `SKIP LOCKED` to
-//! claims and `NOTIFY` to enqueues. Enqueues and finishes made at the same
-//! time are written together, one statement and one commit a batch
-//! (`batch.rs`); claims take up to a worker's free slots at once.
+//! The PostgreSQL store, through sqlx: claims use `FOR UPDATE SKIP LOCKED`,
+//! enqueues `NOTIFY` the workers of every instance. Enqueues and finishes
+//! made at the same time are written together, one statement and one
+//! commit a batch (`batch.rs`); claims take up to a worker's free slots at
+//! once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::sync::{OnceCell, watch};
 
 use super::batch::{Batcher, GroupWrite};
 use super::{
-    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, StoreError, StoreOptions,
-    millis,
+    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim, StoreError,
+    StoreOptions, millis,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
-    #[cfg(feature = "sqlite")]
-    Sqlite,
-    #[cfg(feature = "postgres")]
-    Postgres,
-}
 
 #[derive(Clone, Debug)]
 pub(super) struct SqlStore {
     db: Database,
     /// Enqueues and finishes, each kind gathered into one statement.
     inserts: Arc<Batcher<Insert>>,
-    /// SQLite with [`Durability::PowerLoss`]: what makes cancels sync to
-    /// disk (enqueue batches use it through `inserts`).
-    full_sync: Option<Arc<FullSync>>,
     endings: Arc<Batcher<Ending>>,
     enqueued: Arc<watch::Sender<u64>>,
     listening: Arc<OnceCell<()>>,
@@ -44,15 +33,14 @@ pub(super) struct SqlStore {
 /// The connections and the dialect: what the batch writers need.
 #[derive(Clone, Debug)]
 struct Database {
-    pool: AnyPool,
+    pool: PgPool,
     /// What workers write: claims, renewals, progress and finishes. Losing
     /// the last of these in a crash only runs a job again once its lease
     /// ends (delivery is at least once), so on PostgreSQL they commit
     /// without waiting for the WAL flush; enqueues and cancels do wait.
-    worker_pool: AnyPool,
-    dialect: Dialect,
-    /// PostgreSQL: the URL and channel the wakeup listener uses.
-    notify: Option<(String, String)>,
+    worker_pool: PgPool,
+    /// The URL and channel the wakeup listener uses.
+    notify: (String, String),
 }
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -105,58 +93,6 @@ fn millis_of(duration: Duration) -> i64 {
 }
 
 impl SqlStore {
-    #[cfg(feature = "sqlite")]
-    pub(super) async fn sqlite(
-        path: &std::path::Path,
-        options: StoreOptions,
-    ) -> Result<SqlStore, StoreError> {
-        sqlx::any::install_default_drivers();
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        // One connection: SQLite has one writer at a time, and a second
-        // connection would only wait in SQLite's busy handler, which
-        // sleeps milliseconds at a time. Never replaced while the store
-        // lives: its `synchronous` setting is switched per write
-        // (`FullSync`), and a new connection would start with the default.
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(|connection, _| {
-                Box::pin(async move {
-                    // WAL: readers never wait for the writer. NORMAL: a
-                    // commit is durable across a process kill without an
-                    // fsync (a power cut may lose the last ones); the
-                    // writes that must survive one switch to FULL.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA busy_timeout = 5000",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *connection).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(database)?;
-        let full_sync = (options.durability == Durability::PowerLoss).then(|| {
-            Arc::new(FullSync {
-                pool: pool.clone(),
-                cancels: Default::default(),
-                switching: tokio::sync::Mutex::new(()),
-            })
-        });
-        let db = Database {
-            pool: pool.clone(),
-            worker_pool: pool,
-            dialect: Dialect::Sqlite,
-            notify: None,
-        };
-        SqlStore::ready(db, options, full_sync).await
-    }
-
-    #[cfg(feature = "postgres")]
     pub(super) async fn postgres(
         url: &str,
         schema: &str,
@@ -171,8 +107,7 @@ impl SqlStore {
                 "the schema name `{schema}` must be lowercase letters, digits and `_`"
             )));
         }
-        sqlx::any::install_default_drivers();
-        let setup = AnyPoolOptions::new()
+        let setup = PgPoolOptions::new()
             .max_connections(1)
             .connect(url)
             .await
@@ -186,7 +121,7 @@ impl SqlStore {
         .map_err(database)?;
         setup.close().await;
         let connect = |connections: u32, settings: String| {
-            AnyPoolOptions::new()
+            PgPoolOptions::new()
                 .max_connections(connections)
                 .after_connect(move |connection, _| {
                     let settings = settings.clone();
@@ -208,21 +143,15 @@ impl SqlStore {
         let pool = connect(16, enqueue_settings).await.map_err(database)?;
         let worker_pool = connect(8, relaxed).await.map_err(database)?;
         let channel = format!("lanes_jobs_{schema}");
-        let notify = Some((url.to_owned(), channel));
         let db = Database {
             pool,
             worker_pool,
-            dialect: Dialect::Postgres,
-            notify,
+            notify: (url.to_owned(), channel),
         };
-        SqlStore::ready(db, options, None).await
+        SqlStore::ready(db, options).await
     }
 
-    async fn ready(
-        db: Database,
-        options: StoreOptions,
-        full_sync: Option<Arc<FullSync>>,
-    ) -> Result<SqlStore, StoreError> {
+    async fn ready(db: Database, options: StoreOptions) -> Result<SqlStore, StoreError> {
         for statement in SCHEMA {
             sqlx::query(statement)
                 .execute(&db.pool)
@@ -233,10 +162,8 @@ impl SqlStore {
             inserts: Arc::new(Batcher::new(Enqueues {
                 db: db.clone(),
                 options: Arc::new(options),
-                full_sync: full_sync.clone(),
                 counted: Arc::default(),
             })),
-            full_sync,
             endings: Arc::new(Batcher::new(db.clone())),
             db,
             enqueued: Arc::new(watch::Sender::new(0)),
@@ -256,23 +183,14 @@ impl SqlStore {
         Ok(id)
     }
 
-    /// Runs `write` (a cancel) so that its commits survive power loss when
-    /// the store asks for it (SQLite; PostgreSQL's enqueue pool is set up
-    /// so).
-    pub(super) async fn durably<T>(
-        &self,
-        write: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        durably(self.full_sync.as_ref(), write).await
-    }
-
-    pub(super) async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    pub(super) async fn claim(&self, next: NextClaim) -> Result<Vec<Claimed>, StoreError> {
+        let NextClaim {
+            queue,
+            worker,
+            lease,
+            limit,
+        } = &next;
+        let (queue, lease, limit) = (queue.as_str(), *lease, *limit);
         let now = millis::now();
         // Expired leases are looked for at most every `SWEEP_EVERY` per
         // queue: two statements a claim saved, for a delay far below any
@@ -287,11 +205,9 @@ impl SqlStore {
             due
         };
         if sweep {
-            sqlx::query(self.db.sql(
-                "UPDATE lanes_jobs SET state = 'dead', error = $1, worker = NULL, lease_until = NULL, \
+            sqlx::query("UPDATE lanes_jobs SET state = 'dead', error = $1, worker = NULL, lease_until = NULL, \
                  finished_at = $2, updated_at = $2 \
-                 WHERE queue = $3 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts",
-            ))
+                 WHERE queue = $3 AND state = 'running' AND lease_until <= $2 AND attempts >= max_attempts")
             .bind(super::LEASE_LOST)
             .bind(now)
             .bind(queue)
@@ -299,12 +215,6 @@ impl SqlStore {
             .await
             .map_err(database)?;
         }
-        let skip_locked = match self.db.dialect {
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            #[cfg(feature = "sqlite")]
-            Dialect::Sqlite => "",
-        };
         // Jobs whose worker's lease ran out first (they have waited
         // longest), then due ones; each through its partial index. `run_at`
         // ends up as the time the job became due (SET reads the old row).
@@ -328,10 +238,10 @@ impl SqlStore {
                 break;
             }
             rows.extend(
-                sqlx::query(self.db.sql(&format!(
+                sqlx::query(built(&format!(
                     "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
                      lease_until = $2, updated_at = $3{due_since} \
-                     WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = $4 AND {due} LIMIT $5{skip_locked}) \
+                     WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = $4 AND {due} LIMIT $5 FOR UPDATE SKIP LOCKED) \
                      RETURNING id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at"
                 )))
                 .bind(worker)
@@ -369,10 +279,10 @@ impl SqlStore {
         lease: Duration,
     ) -> Result<Lease, StoreError> {
         let now = millis::now();
-        let row = sqlx::query(self.db.sql(
+        let row = sqlx::query(
             "UPDATE lanes_jobs SET lease_until = $1, updated_at = $2 \
              WHERE id = $3 AND worker = $4 AND state = 'running' RETURNING cancel_requested",
-        ))
+        )
         .bind(now + millis_of(lease))
         .bind(now)
         .bind(id.to_string())
@@ -394,10 +304,10 @@ impl SqlStore {
         percent: u8,
         message: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(self.db.sql(
+        let done = sqlx::query(
             "UPDATE lanes_jobs SET progress = $1, message = $2, updated_at = $3 \
              WHERE id = $4 AND worker = $5 AND state = 'running'",
-        ))
+        )
         .bind(i64::from(percent))
         .bind(message)
         .bind(millis::now())
@@ -414,22 +324,28 @@ impl SqlStore {
         id: JobId,
         worker: &str,
         how: Finish,
-    ) -> Result<bool, StoreError> {
+        next: Option<NextClaim>,
+    ) -> Result<(bool, Vec<Claimed>), StoreError> {
         let ending = Ending {
             id,
             worker: worker.to_owned(),
             how,
         };
-        self.endings.write(ending).await
+        let recorded = self.endings.write(ending).await?;
+        let claimed = match next {
+            Some(next) => self.claim(next).await?,
+            None => Vec::new(),
+        };
+        Ok((recorded, claimed))
     }
 
     pub(super) async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
         let now = millis::now();
-        let done = sqlx::query(self.db.sql(
+        let done = sqlx::query(
             "UPDATE lanes_jobs SET state = 'queued', attempts = attempts - 1, worker = NULL, \
              lease_until = NULL, run_at = $1, updated_at = $1 \
              WHERE id = $2 AND worker = $3 AND state = 'running'",
-        ))
+        )
         .bind(now)
         .bind(id.to_string())
         .bind(worker)
@@ -440,9 +356,7 @@ impl SqlStore {
     }
 
     pub(super) async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
-        let row = sqlx::query(self.db.sql(
-            "SELECT COUNT(*) AS waiting FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')",
-        ))
+        let row = sqlx::query("SELECT COUNT(*) AS waiting FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')")
         .bind(queue)
         .fetch_one(&self.db.pool)
         .await
@@ -453,35 +367,34 @@ impl SqlStore {
     pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
         let now = millis::now();
         let id = id.to_string();
-        sqlx::query(self.db.sql(
+        sqlx::query(
             "UPDATE lanes_jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state IN ('queued', 'failed')",
-        ))
+        )
         .bind(now)
         .bind(&id)
         .execute(&self.db.pool)
         .await
         .map_err(database)?;
-        sqlx::query(self.db.sql(
-            "UPDATE lanes_jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2 AND state = 'running'",
-        ))
+        sqlx::query("UPDATE lanes_jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2 AND state = 'running'")
         .bind(now)
         .bind(&id)
         .execute(&self.db.pool)
         .await
         .map_err(database)?;
-        let row = sqlx::query(self.db.sql("SELECT state FROM lanes_jobs WHERE id = $1"))
+        let row = sqlx::query("SELECT state FROM lanes_jobs WHERE id = $1")
             .bind(&id)
             .fetch_optional(&self.db.pool)
             .await
             .map_err(database)?;
         let state = row
-            .map(|row| state(&get::<String>(&row, "state")?))
+            .map(|row| JobState::parse(&get::<String>(&row, "state")?))
             .transpose()?;
-        if let (Some(JobState::Running), Some((_, channel))) = (state, &self.db.notify) {
+        if state == Some(JobState::Running) {
+            let (_, channel) = &self.db.notify;
             // Its worker may run in another instance; one in this process
             // hears of it from the store handle (`cancels.rs`).
-            sqlx::query(self.db.sql("SELECT pg_notify($1, $2)::text AS notified"))
+            sqlx::query("SELECT pg_notify($1, $2)::text AS notified")
                 .bind(cancels_channel(channel))
                 .bind(&id)
                 .execute(&self.db.pool)
@@ -492,9 +405,7 @@ impl SqlStore {
     }
 
     pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query(self.db.sql(
-            "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
-        ))
+        let row = sqlx::query("SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')")
         .fetch_one(&self.db.pool)
         .await
         .map_err(database)?;
@@ -502,7 +413,7 @@ impl SqlStore {
     }
 
     pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(self.db.sql(&format!(
+        let row = sqlx::query(built(&format!(
             "SELECT {JOB_COLUMNS} FROM lanes_jobs WHERE id = $1"
         )))
         .bind(id.to_string())
@@ -513,38 +424,24 @@ impl SqlStore {
     }
 
     pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
-        if let Some((url, channel)) = &self.db.notify {
-            self.listening
-                .get_or_try_init(|| listen(url.clone(), channel.clone(), self.enqueued.clone()))
-                .await?;
-        }
+        let (url, channel) = &self.db.notify;
+        self.listening
+            .get_or_try_init(|| listen(url.clone(), channel.clone(), self.enqueued.clone()))
+            .await?;
         Ok(self.enqueued.subscribe())
     }
 }
 
-impl Database {
-    /// `$1`-numbered SQL in this store's dialect (SQLite numbers `?1`).
-    /// Every statement is built in this module; values are bound.
-    fn sql(&self, postgres: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(match self.dialect {
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => postgres.to_owned(),
-            #[cfg(feature = "sqlite")]
-            Dialect::Sqlite => postgres.replace('$', "?"),
-        })
-    }
-}
-
-/// The numbered placeholders of `rows` rows of `N` values each, from
-/// `$first` on, a row at a time.
-fn placeholders<const N: usize>(rows: usize, first: usize) -> impl Iterator<Item = [String; N]> {
-    (0..rows).map(move |row| std::array::from_fn(|column| format!("${}", first + row * N + column)))
+/// A statement built in this module (its values are bound, never
+/// formatted into it).
+fn built(sql: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(sql.to_owned())
 }
 
 /// The ids in the `id` column of the rows `query` returns.
 async fn returned_ids<'c>(
-    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    executor: impl sqlx::Executor<'c, Database = sqlx::Postgres>,
 ) -> Result<HashSet<JobId>, StoreError> {
     query
         .fetch_all(executor)
@@ -569,7 +466,6 @@ struct Insert {
 struct Enqueues {
     db: Database,
     options: Arc<StoreOptions>,
-    full_sync: Option<Arc<FullSync>>,
     counted: Arc<Mutex<Counted>>,
 }
 
@@ -591,14 +487,12 @@ impl GroupWrite for Insert {
     type Done = Result<JobId, StoreError>;
     type Target = Enqueues;
 
-    /// One multi-row `INSERT`: one round trip and one commit. On
-    /// PostgreSQL it also notifies, in the same statement, and only for
-    /// rows it added (PostgreSQL sends one of identical notifications in
-    /// a transaction).
+    /// One multi-row `INSERT`: one round trip and one commit. It also
+    /// notifies, in the same statement, and only for rows it added
+    /// (PostgreSQL sends one of identical notifications in a transaction).
     ///
     /// When a bound applies, the count and the insert are one transaction
-    /// that no other enqueue of the database interleaves with: SQLite's
-    /// `BEGIN IMMEDIATE` takes the write lock at once, and on PostgreSQL a
+    /// that no other enqueue of the database interleaves with: a
     /// transaction-scoped advisory lock of the schema makes every
     /// instance's enqueues count in turn (a lock on the rows cannot: the
     /// jobs that would overflow the bound are not written yet).
@@ -611,17 +505,8 @@ impl GroupWrite for Insert {
             || inserts
                 .iter()
                 .any(|insert| target.options.bounds_queue(&insert.job.queue));
-        // The one connection is held from the switch to FULL to the switch
-        // back, so that no worker write in between pays for a disk sync.
         let mut connection = db.pool.acquire().await.map_err(database)?;
-        if let Some(sync) = &target.full_sync {
-            sync.full(&mut connection).await?;
-        }
-        let written = write_batch(target, &mut connection, inserts, bounded).await;
-        if let Some(sync) = &target.full_sync {
-            sync.relax(&mut connection).await;
-        }
-        written
+        write_batch(target, &mut connection, inserts, bounded).await
     }
 }
 
@@ -629,7 +514,7 @@ impl GroupWrite for Insert {
 /// added in one transaction when `bounded`, else added at once.
 async fn write_batch(
     target: &Enqueues,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut sqlx::PgConnection,
     inserts: &[Insert],
     bounded: bool,
 ) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
@@ -641,22 +526,13 @@ async fn write_batch(
         let ids = add(db, connection, &all).await?;
         return Ok(ids.into_iter().map(Ok).collect());
     }
-    let mut transaction = match db.dialect {
-        #[cfg(feature = "sqlite")]
-        Dialect::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await,
-        #[cfg(feature = "postgres")]
-        Dialect::Postgres => connection.begin().await,
-    }
-    .map_err(database)?;
-    if let Some((_, channel)) = &db.notify {
-        // The channel is the schema's: one lock per store. `void`
-        // cannot be read by the `Any` driver; as text it is empty.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
-            .bind(channel)
-            .execute(&mut *transaction)
-            .await
-            .map_err(database)?;
-    }
+    let mut transaction = connection.begin().await.map_err(database)?;
+    // The channel is the schema's: one lock per store.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
+        .bind(&db.notify.1)
+        .execute(&mut *transaction)
+        .await
+        .map_err(database)?;
     let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
     let admitted: Vec<&Insert> = inserts
         .iter()
@@ -691,10 +567,9 @@ enum Admission {
 /// `lanes_jobs_added`; returns the counts to keep once it commits.
 async fn admit(
     target: &Enqueues,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut sqlx::PgConnection,
     inserts: &[Insert],
 ) -> Result<(Vec<Admission>, Counted), StoreError> {
-    let db = &target.db;
     let options = &target.options;
     let keys: Vec<&str> = inserts
         .iter()
@@ -702,14 +577,10 @@ async fn admit(
         .collect();
     let mut stored: HashMap<String, JobId> = HashMap::new();
     if !keys.is_empty() {
-        let list: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
-        let mut query = sqlx::query(db.sql(&format!(
-            "SELECT id, idempotency_key FROM lanes_jobs WHERE idempotency_key IN ({})",
-            list.join(", ")
-        )));
-        for key in &keys {
-            query = query.bind(*key);
-        }
+        let query = sqlx::query(
+            "SELECT id, idempotency_key FROM lanes_jobs WHERE idempotency_key = ANY($1)",
+        )
+        .bind(&keys);
         for row in query.fetch_all(&mut *connection).await.map_err(database)? {
             stored.insert(get(&row, "idempotency_key")?, job_id(&row, "id")?);
         }
@@ -766,10 +637,8 @@ async fn admit(
             Some(at_most) => at_most,
             None => {
                 // Through the two partial indexes claims use, as one count.
-                let row = sqlx::query(db.sql(
-                    "SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
-                     + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished",
-                ))
+                let row = sqlx::query("SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
+                     + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished")
                 .bind(queue)
                 .fetch_one(&mut *connection)
                 .await
@@ -810,18 +679,16 @@ async fn admit(
         admissions.push(Admission::Add);
     }
     if !adding.is_empty() {
-        let rows: Vec<String> = placeholders::<2>(adding.len(), 1)
-            .map(|[queue, jobs]| format!("({queue}, {jobs})"))
-            .collect();
-        let mut query = sqlx::query(db.sql(&format!(
-            "INSERT INTO lanes_jobs_added (queue, jobs) VALUES {} \
+        let (queues, jobs): (Vec<&str>, Vec<i64>) = adding.iter().map(|(q, n)| (*q, *n)).unzip();
+        sqlx::query(
+            "INSERT INTO lanes_jobs_added (queue, jobs) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
              ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + excluded.jobs",
-            rows.join(", ")
-        )));
-        for (queue, jobs) in &adding {
-            query = query.bind(*queue).bind(*jobs);
-        }
-        query.execute(&mut *connection).await.map_err(database)?;
+        )
+        .bind(queues)
+        .bind(jobs)
+        .execute(&mut *connection)
+        .await
+        .map_err(database)?;
     }
     let added_in_batch: i64 = adding.values().sum();
     if options.max_unfinished.is_some() {
@@ -841,53 +708,51 @@ async fn admit(
 /// idempotency key was taken is answered with the first job's id.
 async fn add(
     db: &Database,
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut sqlx::PgConnection,
     inserts: &[&Insert],
 ) -> Result<Vec<JobId>, StoreError> {
     if inserts.is_empty() {
         return Ok(Vec::new());
     }
-    const VALUES: usize = 9;
-    let rows: Vec<String> = placeholders::<VALUES>(inserts.len(), 1)
-        .map(|[id, kind, queue, payload, attempts, timeout, run_at, key, now]| {
-            format!(
-                "({id}, {kind}, {queue}, 'queued', {payload}, 0, {attempts}, {timeout}, {run_at}, \
-                 0, 0, {key}, {now}, {now})"
-            )
-        })
-        .collect();
-    let insert = format!(
-        "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
-         timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, updated_at) \
-         VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
-        rows.join(", ")
-    );
-    // `pg_notify` returns `void`, which the `Any` driver cannot read;
-    // as text it is empty.
-    let statement = match &db.notify {
-        Some(_) => format!(
-            "WITH inserted AS ({insert} RETURNING id, queue) \
-             SELECT id, pg_notify(${}, queue)::text AS notified FROM inserted",
-            inserts.len() * VALUES + 1
-        ),
-        None => format!("{insert} RETURNING id"),
-    };
-    let mut query = sqlx::query(db.sql(&statement));
+    // Arrays, one a column: one statement text whatever the batch's size,
+    // so the connection's prepared statement serves every batch. Only the
+    // rows added are notified; `pg_notify` returns `void`, read as text.
+    let mut columns = InsertColumns::default();
     for Insert { id, job, now } in inserts.iter().copied() {
-        query = query
-            .bind(id.to_string())
-            .bind(&job.kind)
-            .bind(&job.queue)
-            .bind(job.payload.to_string())
-            .bind(i64::from(job.max_attempts.max(1)))
-            .bind(millis_of(job.timeout))
-            .bind(job.run_at.map_or(*now, millis::from))
-            .bind(&job.idempotency_key)
-            .bind(*now);
+        columns.id.push(id.to_string());
+        columns.kind.push(job.kind.clone());
+        columns.queue.push(job.queue.clone());
+        columns.payload.push(job.payload.to_string());
+        columns
+            .max_attempts
+            .push(i64::from(job.max_attempts.max(1)));
+        columns.timeout_ms.push(millis_of(job.timeout));
+        columns.run_at.push(job.run_at.map_or(*now, millis::from));
+        columns.key.push(job.idempotency_key.clone());
+        columns.now.push(*now);
     }
-    if let Some((_, channel)) = &db.notify {
-        query = query.bind(channel);
-    }
+    let query = sqlx::query(
+        "WITH inserted AS (INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, \
+         max_attempts, timeout_ms, run_at, progress, cancel_requested, idempotency_key, \
+         created_at, updated_at) \
+         SELECT id, kind, queue, 'queued', payload, 0, max_attempts, timeout_ms, run_at, 0, 0, \
+         idempotency_key, now, now \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+         $7::int8[], $8::text[], $9::int8[]) \
+         AS j(id, kind, queue, payload, max_attempts, timeout_ms, run_at, idempotency_key, now) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, queue) \
+         SELECT id, pg_notify($10, queue)::text AS notified FROM inserted",
+    )
+    .bind(columns.id)
+    .bind(columns.kind)
+    .bind(columns.queue)
+    .bind(columns.payload)
+    .bind(columns.max_attempts)
+    .bind(columns.timeout_ms)
+    .bind(columns.run_at)
+    .bind(columns.key)
+    .bind(columns.now)
+    .bind(&db.notify.1);
     let added = returned_ids(query, &mut *connection).await?;
     let mut ids = Vec::with_capacity(inserts.len());
     for insert in inserts {
@@ -896,7 +761,7 @@ async fn add(
             continue;
         }
         // Its idempotency key was taken: the first job's id.
-        let row = sqlx::query(db.sql("SELECT id FROM lanes_jobs WHERE idempotency_key = $1"))
+        let row = sqlx::query("SELECT id FROM lanes_jobs WHERE idempotency_key = $1")
             .bind(&insert.job.idempotency_key)
             .fetch_one(&mut *connection)
             .await
@@ -906,111 +771,18 @@ async fn add(
     Ok(ids)
 }
 
-/// SQLite's `synchronous` setting on the store's one connection: `FULL`
-/// (the log synced to disk at each commit) for the writes that must
-/// survive power loss, `NORMAL` (no sync at commit) otherwise. A FULL
-/// commit syncs the log up to it, so the relaxed commits before it are
-/// made durable too. SQLite refuses the switch inside a transaction, so it
-/// is made between statements. An enqueue batch holds the connection for
-/// its whole switch; a cancel (whose statements take the connection one at
-/// a time) keeps it FULL from its first statement to its last, counted in
-/// `cancels`, and a batch ending meanwhile leaves it FULL.
-#[derive(Debug)]
-struct FullSync {
-    pool: AnyPool,
-    /// The cancels under way; raised before their switch to FULL.
-    cancels: std::sync::atomic::AtomicUsize,
-    /// Makes one cancel's switch at a time.
-    switching: tokio::sync::Mutex<()>,
-}
-
-impl FullSync {
-    async fn full(&self, connection: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(connection)
-            .await
-            .map(drop)
-            .map_err(database)
-    }
-
-    /// Back to NORMAL at the end of a batch, unless a cancel is under way.
-    async fn relax(&self, connection: &mut sqlx::AnyConnection) {
-        if self.cancels.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            normal(connection).await;
-        }
-    }
-
-    async fn enter(&self) -> Result<(), StoreError> {
-        let _switching = self.switching.lock().await;
-        if self
-            .cancels
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            == 0
-        {
-            let switched = match self.pool.acquire().await {
-                Ok(mut connection) => self.full(&mut connection).await,
-                Err(error) => Err(database(error)),
-            };
-            if let Err(error) = switched {
-                self.cancels
-                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                return Err(error);
-            }
-        }
-        Ok(())
-    }
-
-    async fn leave(&self) {
-        let _switching = self.switching.lock().await;
-        if self
-            .cancels
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            == 1
-        {
-            match self.pool.acquire().await {
-                Ok(mut connection) => normal(&mut connection).await,
-                Err(error) => {
-                    tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`")
-                }
-            }
-        }
-    }
-}
-
-/// Should it fail, the connection stays FULL: slower, never less durable.
-async fn normal(connection: &mut sqlx::AnyConnection) {
-    if let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(connection)
-        .await
-    {
-        tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
-    }
-}
-
-/// Ends a durable write when dropped, also when its caller gave up on it
-/// midway (a handler whose client left): else the connection would stay
-/// FULL for good.
-struct Leave(Arc<FullSync>);
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        let sync = self.0.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { sync.leave().await });
-        }
-    }
-}
-
-async fn durably<T>(
-    full_sync: Option<&Arc<FullSync>>,
-    write: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let Some(sync) = full_sync else {
-        return write.await;
-    };
-    sync.enter().await?;
-    let _leave = Leave(sync.clone());
-    write.await
+/// A batch of enqueues, a column at a time, for `UNNEST`.
+#[derive(Default)]
+struct InsertColumns {
+    id: Vec<String>,
+    kind: Vec<String>,
+    queue: Vec<String>,
+    payload: Vec<String>,
+    max_attempts: Vec<i64>,
+    timeout_ms: Vec<i64>,
+    run_at: Vec<i64>,
+    key: Vec<Option<String>>,
+    now: Vec<i64>,
 }
 
 /// How a worker's attempt ended, written with the others waiting.
@@ -1026,62 +798,55 @@ impl GroupWrite for Ending {
     type Done = bool;
     type Target = Database;
 
-    /// One `UPDATE ... FROM` a row per ending, on the worker pool.
+    /// One `UPDATE ... FROM UNNEST(..)`, on the worker pool.
     async fn write_all(db: &Database, endings: &[Ending]) -> Result<Vec<bool>, StoreError> {
-        // `$1` is the time of the update.
-        let rows: Vec<String> = placeholders(endings.len(), 2)
-            .map(|[id, worker, state, error, result, run_at, finished_at]| {
-                format!(
-                    "SELECT {id} AS id, {worker} AS worker, {state} AS state, {error} AS error, \
-                     {result} AS result, {run_at} AS run_at, {finished_at} AS finished_at"
-                )
-            })
-            .collect();
-        let statement = format!(
+        let now = millis::now();
+        let mut columns = EndingColumns::default();
+        for Ending { id, worker, how } in endings {
+            let row = how.row(now);
+            columns.id.push(id.to_string());
+            columns.worker.push(worker.as_str());
+            columns.state.push(row.state.as_str());
+            columns.error.push(row.error);
+            columns.result.push(row.result);
+            columns.run_at.push(row.run_at);
+            columns.finished_at.push(row.finished_at);
+        }
+        let query = sqlx::query(
             "UPDATE lanes_jobs SET state = f.state, error = COALESCE(f.error, lanes_jobs.error), \
              result = f.result, run_at = COALESCE(f.run_at, lanes_jobs.run_at), \
              finished_at = f.finished_at, worker = NULL, lease_until = NULL, updated_at = $1 \
-             FROM ({}) AS f \
-             WHERE lanes_jobs.id = f.id AND lanes_jobs.worker = f.worker AND lanes_jobs.state = 'running' \
-             RETURNING lanes_jobs.id",
-            rows.join(" UNION ALL ")
-        );
-        let now = millis::now();
-        let mut query = sqlx::query(db.sql(&statement)).bind(now);
-        for Ending { id, worker, how } in endings {
-            let (state, error, result, run_at, finished_at) = match how {
-                Finish::Succeeded(result) => (
-                    JobState::Succeeded,
-                    None,
-                    result.as_ref().map(ToString::to_string),
-                    None,
-                    Some(now),
-                ),
-                Finish::Retry { error, at } => (
-                    JobState::Failed,
-                    Some(error),
-                    None,
-                    Some(millis::from(*at)),
-                    None,
-                ),
-                Finish::Dead { error } => (JobState::Dead, Some(error), None, None, Some(now)),
-                Finish::Cancelled => (JobState::Cancelled, None, None, None, Some(now)),
-            };
-            query = query
-                .bind(id.to_string())
-                .bind(worker)
-                .bind(state.as_str())
-                .bind(error)
-                .bind(result)
-                .bind(run_at)
-                .bind(finished_at);
-        }
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
+             $8::int8[]) AS f(id, worker, state, error, result, run_at, finished_at) \
+             WHERE lanes_jobs.id = f.id AND lanes_jobs.worker = f.worker \
+             AND lanes_jobs.state = 'running' RETURNING lanes_jobs.id",
+        )
+        .bind(now)
+        .bind(columns.id)
+        .bind(columns.worker)
+        .bind(columns.state)
+        .bind(columns.error)
+        .bind(columns.result)
+        .bind(columns.run_at)
+        .bind(columns.finished_at);
         let recorded = returned_ids(query, &db.worker_pool).await?;
         Ok(endings
             .iter()
             .map(|ending| recorded.contains(&ending.id))
             .collect())
     }
+}
+
+/// A batch of endings, a column at a time, for `UNNEST`.
+#[derive(Default)]
+struct EndingColumns<'a> {
+    id: Vec<String>,
+    worker: Vec<&'a str>,
+    state: Vec<&'static str>,
+    error: Vec<Option<String>>,
+    result: Vec<Option<String>>,
+    run_at: Vec<Option<i64>>,
+    finished_at: Vec<Option<i64>>,
 }
 
 /// The channel cancellation requests of a store are notified on, beside
@@ -1134,48 +899,36 @@ async fn listen(_: String, _: String, _: Arc<watch::Sender<u64>>) -> Result<(), 
     Ok(())
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+fn get<T>(row: &PgRow, column: &str) -> Result<T, StoreError>
 where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
     row.try_get(column)
         .map_err(|e| StoreError::Corrupt(format!("column `{column}`: {e}")))
 }
 
-fn count(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
+fn count(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     u32::try_from(get::<i64>(row, column)?)
         .map_err(|_| StoreError::Corrupt(format!("column `{column}` is out of range")))
 }
 
-fn job_id(row: &AnyRow, column: &str) -> Result<JobId, StoreError> {
+fn job_id(row: &PgRow, column: &str) -> Result<JobId, StoreError> {
     get::<String>(row, column)?
         .parse()
         .map_err(|e| StoreError::Corrupt(format!("a job id: {e}")))
 }
 
-fn time(row: &AnyRow, column: &str) -> Result<SystemTime, StoreError> {
+fn time(row: &PgRow, column: &str) -> Result<SystemTime, StoreError> {
     get::<i64>(row, column).map(super::from_millis)
 }
 
-fn state(text: &str) -> Result<JobState, StoreError> {
-    Ok(match text {
-        "queued" => JobState::Queued,
-        "running" => JobState::Running,
-        "succeeded" => JobState::Succeeded,
-        "failed" => JobState::Failed,
-        "dead" => JobState::Dead,
-        "cancelled" => JobState::Cancelled,
-        other => return Err(StoreError::Corrupt(format!("unknown job state `{other}`"))),
-    })
-}
-
-fn job(row: &AnyRow) -> Result<Job, StoreError> {
+fn job(row: &PgRow) -> Result<Job, StoreError> {
     let result: Option<String> = get(row, "result")?;
     Ok(Job {
         id: job_id(row, "id")?,
         kind: get(row, "kind")?,
         queue: get(row, "queue")?,
-        state: state(&get::<String>(row, "state")?)?,
+        state: JobState::parse(&get::<String>(row, "state")?)?,
         attempts: count(row, "attempts")?,
         max_attempts: count(row, "max_attempts")?,
         progress: u8::try_from(count(row, "progress")?).unwrap_or(100),

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::cancels::CancelRequests;
 use super::kind::{JobFuture, JobKind};
 use super::state::{StartError, States, WorkerState};
-use super::{Claimed, Finish, JobId, Lease, Store};
+use super::{Claimed, Finish, JobId, Lease, NextClaim, Store};
 use crate::detached::Detached;
 use crate::lane::blocking::AbortOnDrop;
 use crate::stats::{JobFigures, JobOutcome, RunningJob};
@@ -328,6 +328,7 @@ impl Workers {
             worker,
             claims: AtomicU64::new(0),
             released,
+            stopped: stopped.clone(),
         });
         let mut loops = JoinSet::new();
         for queue in queues {
@@ -404,6 +405,8 @@ struct Shared {
     claims: AtomicU64,
     /// True from the shutdown deadline: running attempts release their jobs.
     released: watch::Receiver<bool>,
+    /// True from the shutdown: no more claims.
+    stopped: watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -485,12 +488,17 @@ async fn claim_loop(
             let shared = shared.clone();
             let claimant = claimant.clone();
             running.spawn(async move {
-                let attempt = Attempt {
-                    shared: &shared,
-                    job,
-                    claimant,
-                };
-                attempt.run().await;
+                // The slot runs the jobs its finishes claim, until one
+                // claims none.
+                let mut next = Some((job, claimant));
+                while let Some((job, claimant)) = next {
+                    let attempt = Attempt {
+                        shared: &shared,
+                        job,
+                        claimant,
+                    };
+                    next = attempt.run().await;
+                }
                 drop(slot);
             });
         }
@@ -536,8 +544,12 @@ enum Outlived {
     Lost,
 }
 
+/// The next job a slot runs, claimed with the last one's finish, and the
+/// claim's `worker`.
+type Next = Option<(Claimed, Arc<str>)>;
+
 impl Attempt<'_> {
-    async fn run(mut self) {
+    async fn run(mut self) -> Next {
         let renew_every = self.shared.config.lease / 3;
         let mut renewals =
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
@@ -557,8 +569,7 @@ impl Attempt<'_> {
                 "no job kind `{}` is registered in this worker",
                 self.job.kind
             );
-            self.end(Finish::Dead { error }, &mut counted).await;
-            return;
+            return self.end(Finish::Dead { error }, &mut counted).await;
         };
         let mut cancel_requests = CancelRequests::listen(id);
         let (stop, stopping) = watch::channel(false);
@@ -619,9 +630,9 @@ impl Attempt<'_> {
                     Outlived::Returned(overran) => overran,
                     Outlived::Released => {
                         self.release(&mut counted).await;
-                        return;
+                        return None;
                     }
-                    Outlived::Lost => return,
+                    Outlived::Lost => return None,
                 };
                 if matches!(stopped, Stopped::CancelRequested) {
                     Finish::Cancelled
@@ -637,7 +648,7 @@ impl Attempt<'_> {
             Stopped::Released => {
                 stop.send_replace(true);
                 self.release(&mut counted).await;
-                return;
+                return None;
             }
             Stopped::Lost => {
                 tracing::warn!(
@@ -646,10 +657,10 @@ impl Attempt<'_> {
                     attempt,
                     "lanes: a job's lease ran out while it ran and another worker took it; this attempt's outcome is dropped"
                 );
-                return;
+                return None;
             }
         };
-        self.end(how, &mut counted).await;
+        self.end(how, &mut counted).await
     }
 
     /// Keeps the lease while pool-thread bodies of this attempt run on
@@ -710,8 +721,10 @@ impl Attempt<'_> {
         }
     }
 
-    /// Records how the attempt ended, and tells the operator of a failure.
-    async fn end(&self, how: Finish, counted: &mut RunningJob) {
+    /// Records how the attempt ended, and tells the operator of a failure;
+    /// in the same round trip to the store, claims the next job of the
+    /// queue for this slot, unless the workers are stopping.
+    async fn end(&self, how: Finish, counted: &mut RunningJob) -> Next {
         let (kind, id, attempt) = (&self.job.kind, self.job.id, self.job.attempt);
         let outcome = match &how {
             Finish::Succeeded(_) => JobOutcome::Succeeded,
@@ -744,17 +757,34 @@ impl Attempt<'_> {
             }
         };
         counted.ended(outcome);
-        match self.shared.store.finish(id, &self.claimant, how).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                kind,
-                job = %id,
-                attempt,
-                "lanes: a job's outcome was not recorded: another worker holds it now"
-            ),
+        let claimant = self.shared.claimant();
+        let next = (!*self.shared.stopped.borrow()).then(|| NextClaim {
+            queue: self.job.queue.clone(),
+            worker: claimant.to_string(),
+            lease: self.shared.config.lease,
+            limit: 1,
+        });
+        let finished = self
+            .shared
+            .store
+            .finish_and_claim(id, &self.claimant, how, next)
+            .await;
+        match finished {
+            Ok((recorded, claimed)) => {
+                if !recorded {
+                    tracing::warn!(
+                        kind,
+                        job = %id,
+                        attempt,
+                        "lanes: a job's outcome was not recorded: another worker holds it now"
+                    );
+                }
+                claimed.into_iter().next().map(|job| (job, claimant))
+            }
             // The lease runs out and the job runs again: at least once.
             Err(error) => {
                 tracing::warn!(kind, job = %id, %error, "lanes: could not record how a job ended; it runs again once its lease runs out");
+                None
             }
         }
     }

@@ -1,0 +1,742 @@
+//! The SQLite store, on rusqlite: one thread owns the connection and its
+//! prepared statements, and every call reaches it through a channel.
+//!
+//! The thread takes whatever calls are waiting and runs them in one
+//! transaction (each in a savepoint of its own, so that one call's error
+//! undoes only its writes), then answers them once the transaction has
+//! committed. A lone call goes out at once; under load one commit carries
+//! many. A batch holding an enqueue or a cancel commits with
+//! `synchronous = FULL` under [`Durability::PowerLoss`]; the others with
+//! `NORMAL`, which survives a process kill.
+//!
+//! Nothing is answered before its commit, so an answered enqueue survives
+//! a crash in the middle of a later batch: SQLite's commit is atomic.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim, StoreError,
+    StoreOptions, millis,
+};
+
+/// Calls waiting for the owner thread; past this, a caller awaits its turn.
+const WAITING: usize = 4096;
+
+/// Most calls in one transaction: enough to carry a burst in one commit,
+/// few enough that the first call of a batch is not kept waiting long.
+const MOST: usize = 512;
+
+/// How often each queue is swept for expired leases, at most.
+const SWEEP_EVERY: i64 = 100;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS lanes_jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        run_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        worker TEXT,
+        progress BIGINT NOT NULL,
+        message TEXT,
+        error TEXT,
+        result TEXT,
+        cancel_requested BIGINT NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+    );
+    -- Partial indexes, so that a claim reads the next due jobs of its queue
+    -- in order instead of sorting every waiting one.
+    CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, run_at)
+        WHERE state IN ('queued', 'failed');
+    CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until)
+        WHERE state = 'running';
+    CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs (state)
+        WHERE state IN ('queued', 'running', 'failed');
+    -- How many jobs bounded enqueues have added to each queue, ever: see
+    -- `Counted`.
+    CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL);
+";
+
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
+     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+
+const CLAIMED_COLUMNS: &str =
+    "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at";
+
+fn database(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn stopped() -> StoreError {
+    StoreError::Database("the SQLite job store's thread stopped (it panicked)".to_owned())
+}
+
+/// A call for the owner thread: its statements, run inside the batch's
+/// transaction (or not at all, given the error that kept the transaction
+/// from starting).
+type Call = Box<dyn FnOnce(Result<&mut Owner, StoreError>) -> Ran + Send>;
+
+/// A call that ran: whether its work succeeded (else its savepoint is
+/// undone), and the answer to send once the batch has committed.
+struct Ran {
+    succeeded: bool,
+    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+struct Request {
+    /// Whether its commit must survive power loss (enqueues, cancels).
+    durable: bool,
+    call: Call,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct SqliteStore {
+    requests: mpsc::Sender<Request>,
+    enqueued: std::sync::Arc<watch::Sender<u64>>,
+}
+
+impl SqliteStore {
+    pub(super) async fn open(
+        path: &std::path::Path,
+        options: StoreOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let (requests, waiting) = mpsc::channel(WAITING);
+        let (opened, open) = oneshot::channel();
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("lanes-sqlite".to_owned())
+            .spawn(move || match Owner::open(&path, options) {
+                Ok(owner) => {
+                    let _ = opened.send(Ok(()));
+                    owner.serve(waiting);
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                }
+            })
+            .map_err(|e| StoreError::Database(format!("could not start its thread: {e}")))?;
+        open.await.map_err(|_| stopped())??;
+        Ok(SqliteStore {
+            requests,
+            enqueued: std::sync::Arc::new(watch::Sender::new(0)),
+        })
+    }
+
+    /// Runs `work` on the owner thread and returns its answer once its
+    /// batch has committed.
+    async fn call<T: Send + 'static>(
+        &self,
+        durable: bool,
+        work: impl FnOnce(&mut Owner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let call: Call = Box::new(move |owner| {
+            let result = owner.and_then(work);
+            Ran {
+                succeeded: result.is_ok(),
+                answer: Box::new(move |committed| {
+                    let _ = answer.send(committed.and(result));
+                }),
+            }
+        });
+        self.requests
+            .send(Request { durable, call })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
+        let id = self.call(true, move |owner| owner.enqueue(job)).await?;
+        self.enqueued.send_modify(|count| *count += 1);
+        Ok(id)
+    }
+
+    pub(super) async fn claim(&self, next: NextClaim) -> Result<Vec<Claimed>, StoreError> {
+        self.call(false, move |owner| owner.claim(&next)).await
+    }
+
+    pub(super) async fn finish(
+        &self,
+        id: JobId,
+        worker: &str,
+        how: Finish,
+        next: Option<NextClaim>,
+    ) -> Result<(bool, Vec<Claimed>), StoreError> {
+        let worker = worker.to_owned();
+        self.call(false, move |owner| {
+            let recorded = owner.finish(id, &worker, how)?;
+            let claimed = match next {
+                Some(next) => owner.claim(&next)?,
+                None => Vec::new(),
+            };
+            Ok((recorded, claimed))
+        })
+        .await
+    }
+
+    pub(super) async fn renew(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
+        let worker = worker.to_owned();
+        self.call(false, move |owner| {
+            let now = millis::now();
+            let cancel: Option<i64> = owner
+                .connection
+                .prepare_cached(
+                    "UPDATE lanes_jobs SET lease_until = ?1, updated_at = ?2 \
+                     WHERE id = ?3 AND worker = ?4 AND state = 'running' RETURNING cancel_requested",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(
+                            params![now + millis_of(lease), now, id.to_string(), worker],
+                            |row| row.get(0),
+                        )
+                        .optional()
+                })
+                .map_err(database)?;
+            Ok(match cancel {
+                None => Lease::Lost,
+                Some(0) => Lease::Held,
+                Some(_) => Lease::CancelRequested,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        percent: u8,
+        message: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (worker, message) = (worker.to_owned(), message.map(str::to_owned));
+        self.call(false, move |owner| {
+            owner.changed(
+                "UPDATE lanes_jobs SET progress = ?1, message = ?2, updated_at = ?3 \
+                 WHERE id = ?4 AND worker = ?5 AND state = 'running'",
+                params![
+                    i64::from(percent),
+                    message,
+                    millis::now(),
+                    id.to_string(),
+                    worker
+                ],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
+        let worker = worker.to_owned();
+        self.call(false, move |owner| {
+            let now = millis::now();
+            owner.changed(
+                "UPDATE lanes_jobs SET state = 'queued', attempts = attempts - 1, worker = NULL, \
+                 lease_until = NULL, run_at = ?1, updated_at = ?1 \
+                 WHERE id = ?2 AND worker = ?3 AND state = 'running'",
+                params![now, id.to_string(), worker],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        self.call(true, move |owner| {
+            let (now, id) = (millis::now(), id.to_string());
+            owner.changed(
+                "UPDATE lanes_jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 \
+                 WHERE id = ?2 AND state IN ('queued', 'failed')",
+                params![now, id],
+            )?;
+            owner.changed(
+                "UPDATE lanes_jobs SET cancel_requested = 1, updated_at = ?1 \
+                 WHERE id = ?2 AND state = 'running'",
+                params![now, id],
+            )?;
+            let state: Option<String> = owner
+                .connection
+                .prepare_cached("SELECT state FROM lanes_jobs WHERE id = ?1")
+                .and_then(|mut statement| statement.query_row([&id], |row| row.get(0)).optional())
+                .map_err(database)?;
+            state.as_deref().map(JobState::parse).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
+        let queue = queue.to_owned();
+        self.call(false, move |owner| {
+            owner.count(
+                "SELECT COUNT(*) FROM lanes_jobs WHERE queue = ?1 AND state IN ('queued', 'failed')",
+                [queue],
+            )
+        })
+        .await
+    }
+
+    pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
+        self.call(false, |owner| owner.count_unfinished()).await
+    }
+
+    pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
+        Ok(self.enqueued.subscribe())
+    }
+
+    pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.call(false, move |owner| {
+            owner
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM lanes_jobs WHERE id = ?1"
+                ))
+                .and_then(|mut statement| {
+                    statement.query_row([id.to_string()], read_job).optional()
+                })
+                .map_err(database)?
+                .transpose()
+        })
+        .await
+    }
+}
+
+/// The thread that holds the connection, and what it remembers between
+/// calls.
+struct Owner {
+    connection: Connection,
+    options: StoreOptions,
+    counted: Counted,
+    /// When each queue was last swept for expired leases.
+    swept: HashMap<String, i64>,
+}
+
+/// What this store's last counts found, so that most bounded enqueues need
+/// no count: finishing only lowers the unfinished jobs, and every bounded
+/// enqueue (of any handle on the file) adds to `lanes_jobs_added`, so the
+/// unfinished jobs are at most those counted plus those added since.
+/// Counting, which reads every unfinished job, is left for when that sum
+/// reaches a bound.
+#[derive(Clone, Debug, Default)]
+struct Counted {
+    /// The store's unfinished jobs, and the jobs added to all queues, then.
+    store: Option<(i64, i64)>,
+    /// A bounded queue's unfinished jobs, and the jobs added to it, then.
+    queues: HashMap<String, (i64, i64)>,
+}
+
+impl Owner {
+    fn open(path: &std::path::Path, options: StoreOptions) -> Result<Owner, StoreError> {
+        let connection = Connection::open(path).map_err(database)?;
+        // WAL: readers never wait for the writer. NORMAL: a commit is
+        // durable across a process kill without a disk sync; the batches
+        // that must survive a power cut switch to FULL. The busy timeout
+        // serves other handles on the same file (another process).
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(database)?;
+        connection.execute_batch(SCHEMA).map_err(database)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        Ok(Owner {
+            connection,
+            options,
+            counted: Counted::default(),
+            swept: HashMap::new(),
+        })
+    }
+
+    /// Serves calls until every store handle is dropped.
+    fn serve(mut self, mut waiting: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MOST);
+        while let Some(first) = waiting.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MOST {
+                match waiting.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.run(&mut batch);
+        }
+    }
+
+    /// One transaction for `batch`, answered once it commits.
+    fn run(&mut self, batch: &mut Vec<Request>) {
+        // SQLite ignores a switch of `synchronous` inside a transaction. A
+        // FULL commit syncs the log up to it, earlier NORMAL commits too;
+        // a batch that cannot switch is refused rather than made less
+        // durable.
+        let full_sync = self.options.durability == Durability::PowerLoss
+            && batch.iter().any(|request| request.durable);
+        let began = if full_sync {
+            self.execute("PRAGMA synchronous = FULL")
+        } else {
+            Ok(())
+        };
+        let before = self.counted.clone();
+        let mut answers = Vec::with_capacity(batch.len());
+        let committed = match began.and_then(|()| self.execute("BEGIN IMMEDIATE")) {
+            Err(error) => {
+                for request in batch.drain(..) {
+                    answers.push((request.call)(Err(error.clone())).answer);
+                }
+                Err(error)
+            }
+            Ok(()) => {
+                for request in batch.drain(..) {
+                    answers.push(self.in_savepoint(request.call));
+                }
+                let committed = self.execute("COMMIT");
+                if committed.is_err() {
+                    // What the batch counted is undone with it.
+                    self.counted = before;
+                    let _ = self.execute("ROLLBACK");
+                }
+                committed
+            }
+        };
+        if full_sync && let Err(error) = self.execute("PRAGMA synchronous = NORMAL") {
+            // Slower from here on, never less durable.
+            tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
+        }
+        for answer in answers {
+            answer(committed.clone());
+        }
+    }
+
+    /// Runs `call` in a savepoint, undone (with what it counted) if the
+    /// call failed; its answer.
+    fn in_savepoint(&mut self, call: Call) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> {
+        if let Err(error) = self.execute("SAVEPOINT call") {
+            return (call)(Err(error)).answer;
+        }
+        let counted = self.counted.clone();
+        let ran = (call)(Ok(self));
+        if !ran.succeeded {
+            self.counted = counted;
+            let _ = self.execute("ROLLBACK TO call");
+        }
+        let _ = self.execute("RELEASE call");
+        ran.answer
+    }
+
+    /// A statement without parameters or rows, prepared once.
+    fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(drop)
+            .map_err(database)
+    }
+
+    /// Executes `sql`; whether it changed one row.
+    fn changed(&self, sql: &str, values: impl rusqlite::Params) -> Result<bool, StoreError> {
+        self.connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map(|rows| rows == 1)
+            .map_err(database)
+    }
+
+    fn count(&self, sql: &str, values: impl rusqlite::Params) -> Result<u64, StoreError> {
+        self.connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.query_row(values, |row| row.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(database)
+    }
+
+    fn count_unfinished(&self) -> Result<u64, StoreError> {
+        self.count(
+            "SELECT COUNT(*) FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
+            [],
+        )
+    }
+
+    fn enqueue(&mut self, job: NewJob) -> Result<JobId, StoreError> {
+        if let Some(key) = &job.idempotency_key {
+            let stored: Option<String> = self
+                .connection
+                .prepare_cached("SELECT id FROM lanes_jobs WHERE idempotency_key = ?1")
+                .and_then(|mut statement| statement.query_row([key], |row| row.get(0)).optional())
+                .map_err(database)?;
+            if let Some(id) = stored {
+                return parse_id(&id);
+            }
+        }
+        if let Some(refused) = self.refusal(&job.queue)? {
+            return Err(refused);
+        }
+        let (id, now) = (JobId::random(), millis::now());
+        self.connection
+            .prepare_cached(
+                "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
+                 timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, \
+                 updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, 0, 0, ?8, ?9, ?9)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id.to_string(),
+                    job.kind,
+                    job.queue,
+                    job.payload.to_string(),
+                    i64::from(job.max_attempts.max(1)),
+                    millis_of(job.timeout),
+                    job.run_at.map_or(now, millis::from),
+                    job.idempotency_key,
+                    now,
+                ])
+            })
+            .map_err(database)?;
+        Ok(id)
+    }
+
+    /// The bound that refuses one more job in `queue`, if any; else the
+    /// job is counted as added (in `lanes_jobs_added` and in `counted`).
+    fn refusal(&mut self, queue: &str) -> Result<Option<StoreError>, StoreError> {
+        let bounds_store = self.options.max_unfinished.is_some();
+        let queue_limit = self.options.queue_max_unfinished.get(queue).copied();
+        if !bounds_store && queue_limit.is_none() {
+            return Ok(None);
+        }
+        let mut added: HashMap<String, i64> = HashMap::new();
+        {
+            let mut statement = self
+                .connection
+                .prepare_cached("SELECT queue, jobs FROM lanes_jobs_added")
+                .map_err(database)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(database)?;
+            for row in rows {
+                let (queue, jobs) = row.map_err(database)?;
+                added.insert(queue, jobs);
+            }
+        }
+        let added_to_all: i64 = added.values().sum();
+        let added_to_queue = added.get(queue).copied().unwrap_or(0);
+        // At most the last count plus what was added since; counted again
+        // when that reaches the bound.
+        let at_most = |last: Option<(i64, i64)>, added_now: i64, limit: u64| {
+            last.map(|(unfinished, added_then)| unfinished + added_now - added_then)
+                .filter(|at_most| *at_most < i64::try_from(limit).unwrap_or(i64::MAX))
+        };
+        let mut in_store = 0;
+        if let Some(limit) = self.options.max_unfinished {
+            in_store = match at_most(self.counted.store, added_to_all, limit) {
+                Some(at_most) => at_most,
+                None => i64::try_from(self.count_unfinished()?).unwrap_or(i64::MAX),
+            };
+        }
+        let mut in_queue = 0;
+        if let Some(limit) = queue_limit {
+            in_queue = match at_most(
+                self.counted.queues.get(queue).copied(),
+                added_to_queue,
+                limit,
+            ) {
+                Some(at_most) => at_most,
+                None => i64::try_from(self.count(
+                    "SELECT COUNT(*) FROM lanes_jobs WHERE queue = ?1 \
+                     AND state IN ('queued', 'running', 'failed')",
+                    [queue],
+                )?)
+                .unwrap_or(i64::MAX),
+            };
+        }
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        if let Some(refused) = self
+            .options
+            .refusal(queue, count(in_store), count(in_queue))
+        {
+            return Ok(Some(refused));
+        }
+        self.changed(
+            "INSERT INTO lanes_jobs_added (queue, jobs) VALUES (?1, 1) \
+             ON CONFLICT (queue) DO UPDATE SET jobs = jobs + 1",
+            [queue],
+        )?;
+        if bounds_store {
+            self.counted.store = Some((in_store + 1, added_to_all + 1));
+        }
+        if queue_limit.is_some() {
+            self.counted
+                .queues
+                .insert(queue.to_owned(), (in_queue + 1, added_to_queue + 1));
+        }
+        Ok(None)
+    }
+
+    fn claim(&mut self, next: &NextClaim) -> Result<Vec<Claimed>, StoreError> {
+        let now = millis::now();
+        // Expired leases are looked for at most every `SWEEP_EVERY` ms per
+        // queue: two statements a claim saved, for a delay far below any
+        // lease.
+        let last = self.swept.entry(next.queue.clone()).or_insert(i64::MIN);
+        let sweep = now.saturating_sub(*last) >= SWEEP_EVERY;
+        if sweep {
+            *last = now;
+            self.changed(
+                "UPDATE lanes_jobs SET state = 'dead', error = ?1, worker = NULL, \
+                 lease_until = NULL, finished_at = ?2, updated_at = ?2 \
+                 WHERE queue = ?3 AND state = 'running' AND lease_until <= ?2 \
+                 AND attempts >= max_attempts",
+                params![super::LEASE_LOST, now, next.queue],
+            )?;
+        }
+        // Jobs whose worker's lease ran out first (they have waited
+        // longest), then due ones; each through its partial index. `run_at`
+        // ends up as the time the job became due (SET reads the old row).
+        const EXPIRED: &str = "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
+             worker = ?1, lease_until = ?2, updated_at = ?3, run_at = lease_until \
+             WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = ?4 AND state = 'running' \
+             AND lease_until <= ?3 ORDER BY lease_until LIMIT ?5) RETURNING ";
+        const READY: &str = "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
+             worker = ?1, lease_until = ?2, updated_at = ?3 \
+             WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = ?4 \
+             AND state IN ('queued', 'failed') AND run_at <= ?3 ORDER BY run_at LIMIT ?5) RETURNING ";
+        let mut claimed = Vec::new();
+        let statements: &[&str] = if sweep { &[EXPIRED, READY] } else { &[READY] };
+        for statement in statements {
+            let left = next.limit - claimed.len();
+            if left == 0 {
+                break;
+            }
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!("{statement}{CLAIMED_COLUMNS}"))
+                .map_err(database)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        next.worker,
+                        now + millis_of(next.lease),
+                        now,
+                        next.queue,
+                        i64::try_from(left).unwrap_or(i64::MAX)
+                    ],
+                    read_claimed,
+                )
+                .map_err(database)?;
+            for row in rows {
+                claimed.push(row.map_err(database)??);
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn finish(&mut self, id: JobId, worker: &str, how: Finish) -> Result<bool, StoreError> {
+        let now = millis::now();
+        let row = how.row(now);
+        self.changed(
+            "UPDATE lanes_jobs SET state = ?1, error = COALESCE(?2, error), result = ?3, \
+             run_at = COALESCE(?4, run_at), finished_at = ?5, worker = NULL, lease_until = NULL, \
+             updated_at = ?6 WHERE id = ?7 AND worker = ?8 AND state = 'running'",
+            params![
+                row.state.as_str(),
+                row.error,
+                row.result,
+                row.run_at,
+                row.finished_at,
+                now,
+                id.to_string(),
+                worker
+            ],
+        )
+    }
+}
+
+fn millis_of(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn parse_id(text: &str) -> Result<JobId, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("a job id: {e}")))
+}
+
+fn count_of(row: &Row, column: usize) -> rusqlite::Result<Result<u32, StoreError>> {
+    let value: i64 = row.get(column)?;
+    Ok(u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("a count is out of range: {value}"))))
+}
+
+fn time_of(row: &Row, column: usize) -> rusqlite::Result<SystemTime> {
+    row.get(column).map(super::from_millis)
+}
+
+/// A claimed job from a row of [`CLAIMED_COLUMNS`]; the inner error is a
+/// row that cannot be read as one.
+fn read_claimed(row: &Row) -> rusqlite::Result<Result<Claimed, StoreError>> {
+    let id: String = row.get(0)?;
+    let payload: String = row.get(3)?;
+    let (attempt, max_attempts, timeout) =
+        (count_of(row, 4)?, count_of(row, 5)?, count_of(row, 6)?);
+    let (kind, queue, due_at) = (row.get(1)?, row.get(2)?, time_of(row, 7)?);
+    Ok((|| {
+        Ok(Claimed {
+            id: parse_id(&id)?,
+            kind,
+            queue,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("a payload is not JSON: {e}")))?,
+            attempt: attempt?,
+            max_attempts: max_attempts?,
+            timeout: Duration::from_millis(timeout?.into()),
+            due_at,
+        })
+    })())
+}
+
+/// A job's status from a row of [`JOB_COLUMNS`].
+fn read_job(row: &Row) -> rusqlite::Result<Result<Job, StoreError>> {
+    let (id, state, result): (String, String, Option<String>) =
+        (row.get(0)?, row.get(3)?, row.get(9)?);
+    let (attempts, max_attempts, progress) =
+        (count_of(row, 4)?, count_of(row, 5)?, count_of(row, 6)?);
+    let cancel_requested = row.get::<_, i64>(10)? != 0;
+    let finished_at: Option<i64> = row.get(14)?;
+    let (kind, queue, message, error) = (row.get(1)?, row.get(2)?, row.get(7)?, row.get(8)?);
+    let (created_at, updated_at, run_at) =
+        (time_of(row, 11)?, time_of(row, 12)?, time_of(row, 13)?);
+    Ok((|| {
+        Ok(Job {
+            id: parse_id(&id)?,
+            kind,
+            queue,
+            state: JobState::parse(&state)?,
+            attempts: attempts?,
+            max_attempts: max_attempts?,
+            progress: u8::try_from(progress?).unwrap_or(100),
+            message,
+            error,
+            result: result
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("a result is not JSON: {e}")))?,
+            cancel_requested,
+            created_at,
+            updated_at,
+            run_at,
+            finished_at: finished_at.map(super::from_millis),
+        })
+    })())
+}
