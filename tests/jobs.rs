@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use lanes::jobs::{
-    Cancelled, Finish, JobContext, JobState, Lease, NewJob, Registry, Store, StoreError, Workers,
+    Cancelled, Finish, JobContext, JobState, Lease, NewJob, NextClaim, Registry, Store, StoreError,
+    Workers,
 };
 use lanes_tests::stores::{Backend, Memory, Postgres, Sqlite};
 use serde_json::json;
@@ -32,6 +33,94 @@ async fn the_postgres_store_passes_the_suite() {
     };
     suite(&Postgres::new(&url)).await;
     lanes_tests::drop_test_schemas(&url).await;
+}
+
+/// The error a test's trigger raises for a job of kind `poison`.
+const REFUSED: &str = "refused by the test";
+
+/// Enqueues 40 jobs at once, every fifth of kind `poison`, which the
+/// database refuses: every enqueue is answered, every answered id is
+/// stored and every refused one is not, and the store goes on working.
+/// Returns how many plain jobs were refused beside the poison ones.
+async fn every_enqueue_of_a_failing_batch_is_answered(store: &Store) -> usize {
+    let enqueues = (0..40).map(|n| {
+        let kind = if n % 5 == 0 { "poison" } else { "mail" };
+        store.enqueue(NewJob::new(kind, json!(n)))
+    });
+    let answers = futures::future::join_all(enqueues).await;
+    let mut plain_refused = 0;
+    for (n, answer) in answers.iter().enumerate() {
+        match answer {
+            Ok(id) => {
+                assert_ne!(n % 5, 0, "poison job {n} was enqueued");
+                assert!(
+                    store.get(*id).await.unwrap().is_some(),
+                    "job {n} answered but not stored"
+                );
+            }
+            Err(StoreError::Database(why)) => {
+                assert!(why.contains(REFUSED), "{why}");
+                plain_refused += usize::from(n % 5 != 0);
+            }
+            Err(other) => panic!("job {n}: {other}"),
+        }
+    }
+    let stored = answers.iter().filter(|answer| answer.is_ok()).count();
+    assert_eq!(store.unfinished().await.unwrap(), stored as u64);
+    store
+        .enqueue(NewJob::new("mail", json!("after")))
+        .await
+        .unwrap();
+    plain_refused
+}
+
+/// SQLite writes each call of a batch in a savepoint of its own: one
+/// refused enqueue fails alone.
+#[tokio::test]
+async fn a_sqlite_batch_fails_only_the_writes_that_failed() {
+    let backend = Sqlite::default();
+    let store = backend.fresh().await;
+    rusqlite::Connection::open(backend.path())
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON lanes_jobs WHEN NEW.kind = 'poison' \
+             BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END;"
+        ))
+        .unwrap();
+    assert_eq!(
+        every_enqueue_of_a_failing_batch_is_answered(&store).await,
+        0
+    );
+}
+
+/// PostgreSQL writes a batch of enqueues as one statement: a refused row
+/// fails its batch, and every enqueue of it hears so.
+#[tokio::test]
+async fn a_postgres_batch_that_fails_answers_every_write() {
+    use sqlx::Connection;
+    let Some(url) = lanes_tests::database_url("the PostgreSQL job-store suite") else {
+        return;
+    };
+    let backend = Postgres::new(&url);
+    let store = backend.fresh().await;
+    let schema = backend.schema();
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    // The schema's name is the test's own: letters, digits and `_`.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION {schema}.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.kind = 'poison' THEN RAISE EXCEPTION '{REFUSED}'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON {schema}.lanes_jobs \
+         FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_poison();"
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    every_enqueue_of_a_failing_batch_is_answered(&store).await;
+    // Its own schema only: the suite's may still be in use.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut connection)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -94,6 +183,8 @@ async fn suite(backend: &impl Backend) {
     retries_after_a_failure_then_dies(&backend.fresh().await).await;
     an_idempotency_key_returns_the_first_job(&backend.fresh().await).await;
     concurrent_writes_each_get_their_own_answer(&backend.fresh().await).await;
+    a_finish_claims_the_next_job_in_the_same_call(&backend.fresh().await).await;
+    finishes_made_at_once_claim_distinct_jobs(&backend.fresh().await).await;
     a_delayed_job_waits_its_time(&backend.fresh().await).await;
     a_lost_lease_hands_the_job_to_another_worker(&backend.fresh().await).await;
     cancels_waiting_and_running_jobs(&backend.fresh().await).await;
@@ -280,6 +371,86 @@ async fn concurrent_writes_each_get_their_own_answer(store: &Store) {
             assert_eq!(status.state, JobState::Running);
         }
     }
+}
+
+async fn a_finish_claims_the_next_job_in_the_same_call(store: &Store) {
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(store.enqueue(NewJob::new("mail", json!(n))).await.unwrap());
+        // Due one after another, so that claims take them in order.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = store.claim("default", "w1", LEASE, 1).await.unwrap();
+    assert_eq!(first[0].id, ids[0]);
+
+    let next = NextClaim::new("default", "w2", LEASE, 1);
+    let (recorded, claimed) = store
+        .finish_and_claim(ids[0], "w1", Finish::Succeeded(None), next)
+        .await
+        .unwrap();
+    assert!(recorded);
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].id, claimed[0].attempt), (ids[1], 1));
+    assert_eq!(claimed[0].payload, json!(1));
+    assert_eq!(
+        store.get(ids[0]).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    // The claim's worker holds the job, not the finishing one.
+    assert!(!store.progress(ids[1], "w1", 10, None).await.unwrap());
+    assert!(store.progress(ids[1], "w2", 10, None).await.unwrap());
+
+    // A finish refused (another worker holds the job) still claims.
+    let next = NextClaim::new("default", "w3", LEASE, 5);
+    let (recorded, claimed) = store
+        .finish_and_claim(ids[1], "stranger", Finish::Succeeded(None), next)
+        .await
+        .unwrap();
+    assert!(!recorded);
+    assert_eq!(
+        claimed.iter().map(|job| job.id).collect::<Vec<_>>(),
+        [ids[2]]
+    );
+    assert_eq!(
+        store.get(ids[1]).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+
+    // Nothing left: the finish is recorded, the claim takes none.
+    let next = NextClaim::new("default", "w4", LEASE, 1);
+    let (recorded, claimed) = store
+        .finish_and_claim(ids[2], "w3", Finish::Succeeded(None), next)
+        .await
+        .unwrap();
+    assert!(recorded && claimed.is_empty());
+}
+
+async fn finishes_made_at_once_claim_distinct_jobs(store: &Store) {
+    for n in 0..12 {
+        store.enqueue(NewJob::new("mail", json!(n))).await.unwrap();
+    }
+    let running = store.claim("default", "first", LEASE, 4).await.unwrap();
+    assert_eq!(running.len(), 4);
+    // Four slots free at once, each claiming two: the eight left, once each.
+    let finishes = running.iter().enumerate().map(|(slot, job)| {
+        let next = NextClaim::new("default", format!("slot-{slot}"), LEASE, 2);
+        store.finish_and_claim(job.id, "first", Finish::Succeeded(None), next)
+    });
+    let answers = futures::future::try_join_all(finishes).await.unwrap();
+    let mut claimed = HashSet::new();
+    for (slot, (recorded, jobs)) in answers.into_iter().enumerate() {
+        assert!(recorded, "slot {slot}'s finish");
+        for job in jobs {
+            assert!(claimed.insert(job.id), "{} claimed twice", job.id);
+            let worker = format!("slot-{slot}");
+            assert!(
+                store.progress(job.id, &worker, 1, None).await.unwrap(),
+                "held by {worker}"
+            );
+        }
+    }
+    assert_eq!(claimed.len(), 8);
+    assert!(nothing_due(store, "default", "late").await);
 }
 
 async fn a_delayed_job_waits_its_time(store: &Store) {

@@ -2,6 +2,10 @@
 //! killed one: `jobs_child <store> <log> <enqueue count>`, where `<store>` is
 //! `sqlite:<path>` or `postgres:<schema>` (the URL from `DATABASE_URL`).
 //!
+//! With `flood` for the count, it runs no worker: 16 tasks enqueue `record`
+//! jobs until the process is killed, appending each answered job's id to
+//! `<log>` once its enqueue returns.
+//!
 //! It enqueues the jobs of the `#[background]` fn `record` (if any are
 //! asked for), then works the queue until
 //! every job in the store has ended, appending `<pid> start <n>` and
@@ -17,10 +21,14 @@ use lanes::jobs::{JobContext, Registry, Store, WorkerConfig, Workers};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [store, log, enqueue] = args.as_slice() else {
-        panic!("usage: jobs_child <sqlite:PATH|postgres:SCHEMA> <log> <jobs to enqueue>");
+        panic!("usage: jobs_child <sqlite:PATH|postgres:SCHEMA> <log> <jobs to enqueue|flood>");
     };
-    let enqueue: u64 = enqueue.parse().expect("a job count");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    if enqueue == "flood" {
+        runtime.block_on(flood(store, log.clone()));
+        return;
+    }
+    let enqueue: u64 = enqueue.parse().expect("a job count");
     runtime.block_on(work(store, log.clone(), enqueue));
 }
 
@@ -92,4 +100,31 @@ async fn work(store: &str, log: String, enqueue: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Enqueues from 16 tasks at once, so that the store writes them in
+/// batches, until killed; each id is logged after its enqueue answered.
+async fn flood(store: &str, log: String) {
+    let store = open(store).await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the log opens"),
+    ));
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let (store, acknowledged) = (store.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in (task..).step_by(16) {
+                    let lanes::jobs::Accepted(id) = record(n).on(&store).await.expect("enqueued");
+                    writeln!(acknowledged.lock().unwrap(), "{id}").expect("the log is written");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("never ends");
+    }
 }

@@ -64,6 +64,13 @@ impl Backend for Sqlite {
     }
 }
 
+impl Sqlite {
+    /// The file of the last fresh store.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.0.lock().unwrap().clone().expect("a store was made")
+    }
+}
+
 impl Drop for Sqlite {
     fn drop(&mut self) {
         if let Some(path) = self.0.lock().unwrap().take() {
@@ -102,6 +109,15 @@ impl Backend for Postgres {
 }
 
 impl Postgres {
+    /// The schema of the last fresh store.
+    pub fn schema(&self) -> String {
+        self.schema
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a store was made")
+    }
+
     /// Stores in fresh schemas of the database at `url`.
     pub fn new(url: &str) -> Postgres {
         Postgres {

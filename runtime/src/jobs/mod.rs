@@ -247,14 +247,32 @@ pub struct Claimed {
     pub due_at: SystemTime,
 }
 
-/// A claim: up to `limit` due jobs of `queue` for `worker`, leased for
-/// `lease`. See [`Store::claim`].
+/// A claim made with a finish ([`Store::finish_and_claim`]): up to
+/// `limit` due jobs of `queue` for `worker`, leased for `lease`, as
+/// [`Store::claim`] takes them.
 #[derive(Clone, Debug)]
-pub(crate) struct NextClaim {
-    pub(crate) queue: String,
-    pub(crate) worker: String,
-    pub(crate) lease: Duration,
-    pub(crate) limit: usize,
+#[non_exhaustive]
+pub struct NextClaim {
+    pub queue: String,
+    pub worker: String,
+    pub lease: Duration,
+    pub limit: usize,
+}
+
+impl NextClaim {
+    pub fn new(
+        queue: impl Into<String>,
+        worker: impl Into<String>,
+        lease: Duration,
+        limit: usize,
+    ) -> NextClaim {
+        NextClaim {
+            queue: queue.into(),
+            worker: worker.into(),
+            lease,
+            limit,
+        }
+    }
 }
 
 /// How an attempt ended.
@@ -651,12 +669,7 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let next = NextClaim {
-            queue: queue.to_owned(),
-            worker: worker.to_owned(),
-            lease,
-            limit,
-        };
+        let next = NextClaim::new(queue, worker, lease, limit);
         on_store!(
             self,
             memory(store) => Ok(store.claim(&next)),
@@ -698,14 +711,27 @@ impl Store {
     /// Records how `worker`'s attempt ended. False, and nothing recorded, if
     /// `worker` no longer holds the job.
     pub async fn finish(&self, id: JobId, worker: &str, how: Finish) -> Result<bool, StoreError> {
-        self.finish_and_claim(id, worker, how, None)
+        self.end(id, worker, how, None)
             .await
             .map(|(recorded, _)| recorded)
     }
 
-    /// [`finish`](Self::finish), then the claim `next` in the same round
-    /// trip to the store: what a worker with a slot just freed does.
-    pub(crate) async fn finish_and_claim(
+    /// [`finish`](Self::finish), and the claim `next` in the same round
+    /// trip to the store, as a worker whose slot just freed makes it:
+    /// whether the finish was recorded, and the jobs claimed (the claim is
+    /// made either way). It may leave jobs whose lease ran out to the next
+    /// [`claim`](Self::claim).
+    pub async fn finish_and_claim(
+        &self,
+        id: JobId,
+        worker: &str,
+        how: Finish,
+        next: NextClaim,
+    ) -> Result<(bool, Vec<Claimed>), StoreError> {
+        self.end(id, worker, how, Some(next)).await
+    }
+
+    async fn end(
         &self,
         id: JobId,
         worker: &str,

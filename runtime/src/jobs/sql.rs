@@ -254,22 +254,7 @@ impl SqlStore {
                 .map_err(database)?,
             );
         }
-        rows.iter()
-            .map(|row| {
-                let payload: String = get(row, "payload")?;
-                Ok(Claimed {
-                    id: job_id(row, "id")?,
-                    kind: get(row, "kind")?,
-                    queue: get(row, "queue")?,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(format!("a payload is not JSON: {e}")))?,
-                    attempt: count(row, "attempts")?,
-                    max_attempts: count(row, "max_attempts")?,
-                    timeout: Duration::from_millis(count(row, "timeout_ms")?.into()),
-                    due_at: time(row, "run_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(claimed).collect()
     }
 
     pub(super) async fn renew(
@@ -330,13 +315,9 @@ impl SqlStore {
             id,
             worker: worker.to_owned(),
             how,
+            next,
         };
-        let recorded = self.endings.write(ending).await?;
-        let claimed = match next {
-            Some(next) => self.claim(next).await?,
-            None => Vec::new(),
-        };
-        Ok((recorded, claimed))
+        self.endings.write(ending).await
     }
 
     pub(super) async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
@@ -785,24 +766,75 @@ struct InsertColumns {
     now: Vec<i64>,
 }
 
-/// How a worker's attempt ended, written with the others waiting.
+/// How a worker's attempt ended, and the claim its freed slot makes,
+/// written with the others waiting.
 #[derive(Debug)]
 struct Ending {
     id: JobId,
     worker: String,
     how: Finish,
+    next: Option<NextClaim>,
 }
 
+/// A batch's endings and the claims they make, in one statement: the
+/// endings by `UNNEST`, then each queue's claims take its oldest due jobs
+/// (`SKIP LOCKED`), the n-th claimant of a queue the n-th job. Both
+/// `UPDATE`s read one snapshot and touch different rows (an ending's job
+/// is running, a claimed one waiting). Claims here take waiting jobs
+/// only; the claim loop's own claims take back expired leases.
+const END_AND_CLAIM: &str = "\
+    WITH ended AS ( \
+        UPDATE lanes_jobs SET state = f.state, error = COALESCE(f.error, lanes_jobs.error), \
+            result = f.result, run_at = COALESCE(f.run_at, lanes_jobs.run_at), \
+            finished_at = f.finished_at, worker = NULL, lease_until = NULL, updated_at = $1 \
+        FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
+            $8::int8[]) AS f(id, worker, state, error, result, run_at, finished_at) \
+        WHERE lanes_jobs.id = f.id AND lanes_jobs.worker = f.worker \
+            AND lanes_jobs.state = 'running' \
+        RETURNING lanes_jobs.id), \
+    wanted AS ( \
+        SELECT worker, queue, lease_until, row_number() OVER (PARTITION BY queue) AS n \
+        FROM UNNEST($9::text[], $10::text[], $11::int8[]) AS w(worker, queue, lease_until)), \
+    due AS ( \
+        SELECT picked.id, asked.queue, \
+            row_number() OVER (PARTITION BY asked.queue ORDER BY picked.run_at) AS n \
+        FROM (SELECT queue, count(*) AS jobs FROM wanted GROUP BY queue) AS asked \
+        CROSS JOIN LATERAL ( \
+            SELECT id, run_at FROM lanes_jobs \
+            WHERE queue = asked.queue AND state IN ('queued', 'failed') AND run_at <= $1 \
+            ORDER BY run_at LIMIT asked.jobs FOR UPDATE SKIP LOCKED) AS picked), \
+    claimed AS ( \
+        UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
+            worker = wanted.worker, lease_until = wanted.lease_until, updated_at = $1 \
+        FROM due JOIN wanted USING (queue, n) \
+        WHERE lanes_jobs.id = due.id \
+        RETURNING lanes_jobs.id, lanes_jobs.worker, lanes_jobs.kind, lanes_jobs.queue, \
+            lanes_jobs.payload, lanes_jobs.attempts, lanes_jobs.max_attempts, \
+            lanes_jobs.timeout_ms, lanes_jobs.run_at) \
+    SELECT id, NULL::text AS claimant, NULL::text AS kind, NULL::text AS queue, \
+        NULL::text AS payload, NULL::int8 AS attempts, NULL::int8 AS max_attempts, \
+        NULL::int8 AS timeout_ms, NULL::int8 AS run_at FROM ended \
+    UNION ALL \
+    SELECT id, worker, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at \
+    FROM claimed";
+
 impl GroupWrite for Ending {
-    /// Whether the worker still held the job (else nothing was recorded).
-    type Done = bool;
+    /// Whether the worker still held the job (else nothing was recorded),
+    /// and the jobs its claim took.
+    type Done = (bool, Vec<Claimed>);
     type Target = Database;
 
-    /// One `UPDATE ... FROM UNNEST(..)`, on the worker pool.
-    async fn write_all(db: &Database, endings: &[Ending]) -> Result<Vec<bool>, StoreError> {
+    /// One statement, [`END_AND_CLAIM`], on the worker pool.
+    async fn write_all(db: &Database, endings: &[Ending]) -> Result<Vec<Self::Done>, StoreError> {
         let now = millis::now();
         let mut columns = EndingColumns::default();
-        for Ending { id, worker, how } in endings {
+        for Ending {
+            id,
+            worker,
+            how,
+            next,
+        } in endings
+        {
             let row = how.row(now);
             columns.id.push(id.to_string());
             columns.worker.push(worker.as_str());
@@ -811,33 +843,55 @@ impl GroupWrite for Ending {
             columns.result.push(row.result);
             columns.run_at.push(row.run_at);
             columns.finished_at.push(row.finished_at);
+            for next in next
+                .iter()
+                .flat_map(|next| std::iter::repeat_n(next, next.limit))
+            {
+                columns.claimant.push(next.worker.as_str());
+                columns.claimed_queue.push(next.queue.as_str());
+                columns.lease_until.push(now + millis_of(next.lease));
+            }
         }
-        let query = sqlx::query(
-            "UPDATE lanes_jobs SET state = f.state, error = COALESCE(f.error, lanes_jobs.error), \
-             result = f.result, run_at = COALESCE(f.run_at, lanes_jobs.run_at), \
-             finished_at = f.finished_at, worker = NULL, lease_until = NULL, updated_at = $1 \
-             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], \
-             $8::int8[]) AS f(id, worker, state, error, result, run_at, finished_at) \
-             WHERE lanes_jobs.id = f.id AND lanes_jobs.worker = f.worker \
-             AND lanes_jobs.state = 'running' RETURNING lanes_jobs.id",
-        )
-        .bind(now)
-        .bind(columns.id)
-        .bind(columns.worker)
-        .bind(columns.state)
-        .bind(columns.error)
-        .bind(columns.result)
-        .bind(columns.run_at)
-        .bind(columns.finished_at);
-        let recorded = returned_ids(query, &db.worker_pool).await?;
+        let rows = sqlx::query(END_AND_CLAIM)
+            .bind(now)
+            .bind(columns.id)
+            .bind(columns.worker)
+            .bind(columns.state)
+            .bind(columns.error)
+            .bind(columns.result)
+            .bind(columns.run_at)
+            .bind(columns.finished_at)
+            .bind(columns.claimant)
+            .bind(columns.claimed_queue)
+            .bind(columns.lease_until)
+            .fetch_all(&db.worker_pool)
+            .await
+            .map_err(database)?;
+        let mut recorded = HashSet::new();
+        let mut claims: HashMap<String, Vec<Claimed>> = HashMap::new();
+        for row in &rows {
+            match get::<Option<String>>(row, "claimant")? {
+                None => {
+                    recorded.insert(job_id(row, "id")?);
+                }
+                Some(claimant) => claims.entry(claimant).or_default().push(claimed(row)?),
+            }
+        }
         Ok(endings
             .iter()
-            .map(|ending| recorded.contains(&ending.id))
+            .map(|ending| {
+                let claimed = ending
+                    .next
+                    .as_ref()
+                    .and_then(|next| claims.remove(&next.worker))
+                    .unwrap_or_default();
+                (recorded.contains(&ending.id), claimed)
+            })
             .collect())
     }
 }
 
-/// A batch of endings, a column at a time, for `UNNEST`.
+/// A batch of endings and their claims, a column at a time, for `UNNEST`.
 #[derive(Default)]
 struct EndingColumns<'a> {
     id: Vec<String>,
@@ -847,6 +901,10 @@ struct EndingColumns<'a> {
     result: Vec<Option<String>>,
     run_at: Vec<Option<i64>>,
     finished_at: Vec<Option<i64>>,
+    /// A row for each job a claim may take.
+    claimant: Vec<&'a str>,
+    claimed_queue: Vec<&'a str>,
+    lease_until: Vec<i64>,
 }
 
 /// The channel cancellation requests of a store are notified on, beside
@@ -920,6 +978,22 @@ fn job_id(row: &PgRow, column: &str) -> Result<JobId, StoreError> {
 
 fn time(row: &PgRow, column: &str) -> Result<SystemTime, StoreError> {
     get::<i64>(row, column).map(super::from_millis)
+}
+
+/// A claimed job from a row with its columns.
+fn claimed(row: &PgRow) -> Result<Claimed, StoreError> {
+    let payload: String = get(row, "payload")?;
+    Ok(Claimed {
+        id: job_id(row, "id")?,
+        kind: get(row, "kind")?,
+        queue: get(row, "queue")?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("a payload is not JSON: {e}")))?,
+        attempt: count(row, "attempts")?,
+        max_attempts: count(row, "max_attempts")?,
+        timeout: Duration::from_millis(count(row, "timeout_ms")?.into()),
+        due_at: time(row, "run_at")?,
+    })
 }
 
 fn job(row: &PgRow) -> Result<Job, StoreError> {

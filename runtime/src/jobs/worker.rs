@@ -758,17 +758,16 @@ impl Attempt<'_> {
         };
         counted.ended(outcome);
         let claimant = self.shared.claimant();
-        let next = (!*self.shared.stopped.borrow()).then(|| NextClaim {
-            queue: self.job.queue.clone(),
-            worker: claimant.to_string(),
-            lease: self.shared.config.lease,
-            limit: 1,
-        });
-        let finished = self
-            .shared
-            .store
-            .finish_and_claim(id, &self.claimant, how, next)
-            .await;
+        let store = &self.shared.store;
+        let finished = if *self.shared.stopped.borrow() {
+            store
+                .finish(id, &self.claimant, how)
+                .await
+                .map(|recorded| (recorded, Vec::new()))
+        } else {
+            let next = NextClaim::new(&*self.job.queue, &*claimant, self.shared.config.lease, 1);
+            store.finish_and_claim(id, &self.claimant, how, next).await
+        };
         match finished {
             Ok((recorded, claimed)) => {
                 if !recorded {
