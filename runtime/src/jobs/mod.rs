@@ -516,17 +516,18 @@ impl StoreOptions {
 #[non_exhaustive]
 pub enum Durability {
     /// The default: an answered enqueue survives power loss and an OS
-    /// crash. SQLite syncs its log to disk at each enqueue commit
-    /// (`synchronous = FULL` for those commits); PostgreSQL waits for its
+    /// crash. SQLite answers it once its WAL file is synced to disk, by a
+    /// thread of its own, outside the write lock; PostgreSQL waits for its
     /// WAL flush (`synchronous_commit = on`). Enqueues made at once share
-    /// one commit, so the cost is one disk sync per batch.
+    /// one sync, so the cost is one disk sync per batch, and it delays
+    /// only the enqueues and cancels that wait for it.
     #[default]
     PowerLoss,
     /// An answered enqueue survives a crash or kill of the app's process,
     /// but a power cut or an OS crash (or, on PostgreSQL, a crash of the
-    /// database server) may lose the last ones: SQLite commits without a
-    /// disk sync (`synchronous = NORMAL`), PostgreSQL without waiting for
-    /// its WAL flush (`synchronous_commit = off`).
+    /// database server) may lose the last ones: SQLite answers at its
+    /// commit, without a disk sync, PostgreSQL without waiting for its WAL
+    /// flush (`synchronous_commit = off`).
     ProcessCrash,
 }
 

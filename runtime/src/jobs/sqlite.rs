@@ -5,9 +5,17 @@
 //! transaction (each in a savepoint of its own, so that one call's error
 //! undoes only its writes), then answers them once the transaction has
 //! committed. A lone call goes out at once; under load one commit carries
-//! many. A batch holding an enqueue or a cancel commits with
-//! `synchronous = FULL` under [`Durability::PowerLoss`]; the others with
-//! `NORMAL`, which survives a process kill.
+//! many. Commits are made with `synchronous = NORMAL` (in WAL mode: no
+//! disk sync, yet durable across a process kill).
+//!
+//! Under [`Durability::PowerLoss`], enqueues and cancels are answered only
+//! once the WAL file holding their commit has been synced to disk. The
+//! sync is made by a second thread, outside SQLite's write lock: the owner
+//! thread goes on with the next batches meanwhile (a worker's finish never
+//! waits for a disk sync), and one sync covers every commit made before it
+//! began. SQLite recovers a WAL up to its last whole commit, and a
+//! checkpoint syncs the WAL before it copies it, so a synced commit
+//! survives power loss.
 //!
 //! Nothing is answered before its commit, so an answered enqueue survives
 //! a crash in the middle of a later batch: SQLite's commit is atomic.
@@ -89,11 +97,17 @@ fn stopped() -> StoreError {
 type Call = Box<dyn FnOnce(Result<&mut Owner, StoreError>) -> Ran + Send>;
 
 /// A call that ran: whether its work succeeded (else its savepoint is
-/// undone), and the answer to send once the batch has committed.
+/// undone), and its answer, given how the batch's commit went.
 struct Ran {
     succeeded: bool,
-    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+    answer: Answer,
 }
+
+type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Batches of answers waiting for a sync; past this, the owner thread
+/// waits for the syncing thread.
+const SYNCS_WAITING: usize = 64;
 
 struct Request {
     /// Whether its commit must survive power loss (enqueues, cancels).
@@ -322,6 +336,9 @@ impl SqliteStore {
 struct Owner {
     connection: Connection,
     options: StoreOptions,
+    /// Under [`Durability::PowerLoss`]: where durable answers wait for
+    /// their WAL sync.
+    syncs: Option<std::sync::mpsc::SyncSender<Vec<Answer>>>,
     counted: Counted,
     /// When each queue was last swept for expired leases.
     swept: HashMap<String, i64>,
@@ -344,20 +361,33 @@ struct Counted {
 impl Owner {
     fn open(path: &std::path::Path, options: StoreOptions) -> Result<Owner, StoreError> {
         let connection = Connection::open(path).map_err(database)?;
-        // WAL: readers never wait for the writer. NORMAL: a commit is
-        // durable across a process kill without a disk sync; the batches
-        // that must survive a power cut switch to FULL. The busy timeout
-        // serves other handles on the same file (another process).
+        // WAL: readers never wait for the writer, and a commit is one
+        // append to the WAL file. NORMAL: a commit is durable across a
+        // process kill without a disk sync. The busy timeout serves other
+        // handles on the same file (another process).
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(database)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!(
+                "SQLite kept the journal mode `{mode}` for {}: the job store needs WAL \
+                 (a local file system, not a network one)",
+                path.display()
+            )));
+        }
         connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
-            )
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(database)?;
         connection.execute_batch(SCHEMA).map_err(database)?;
         connection.set_prepared_statement_cache_capacity(64);
+        let syncs = match options.durability {
+            Durability::PowerLoss => Some(start_syncing(path)?),
+            Durability::ProcessCrash => None,
+        };
         Ok(Owner {
             connection,
             options,
+            syncs,
             counted: Counted::default(),
             swept: HashMap::new(),
         })
@@ -378,31 +408,21 @@ impl Owner {
         }
     }
 
-    /// One transaction for `batch`, answered once it commits.
+    /// One transaction for `batch`, answered once it commits (the durable
+    /// calls once it is synced too).
     fn run(&mut self, batch: &mut Vec<Request>) {
-        // SQLite ignores a switch of `synchronous` inside a transaction. A
-        // FULL commit syncs the log up to it, earlier NORMAL commits too;
-        // a batch that cannot switch is refused rather than made less
-        // durable.
-        let full_sync = self.options.durability == Durability::PowerLoss
-            && batch.iter().any(|request| request.durable);
-        let began = if full_sync {
-            self.execute("PRAGMA synchronous = FULL")
-        } else {
-            Ok(())
-        };
         let before = self.counted.clone();
         let mut answers = Vec::with_capacity(batch.len());
-        let committed = match began.and_then(|()| self.execute("BEGIN IMMEDIATE")) {
+        let committed = match self.execute("BEGIN IMMEDIATE") {
             Err(error) => {
                 for request in batch.drain(..) {
-                    answers.push((request.call)(Err(error.clone())).answer);
+                    answers.push((false, (request.call)(Err(error.clone())).answer));
                 }
                 Err(error)
             }
             Ok(()) => {
                 for request in batch.drain(..) {
-                    answers.push(self.in_savepoint(request.call));
+                    answers.push((request.durable, self.in_savepoint(request.call)));
                 }
                 let committed = self.execute("COMMIT");
                 if committed.is_err() {
@@ -413,18 +433,28 @@ impl Owner {
                 committed
             }
         };
-        if full_sync && let Err(error) = self.execute("PRAGMA synchronous = NORMAL") {
-            // Slower from here on, never less durable.
-            tracing::warn!(%error, "lanes: the SQLite job store stays in `synchronous = FULL`");
+        let mut to_sync = Vec::new();
+        for (durable, answer) in answers {
+            if durable && committed.is_ok() && self.syncs.is_some() {
+                to_sync.push(answer);
+            } else {
+                answer(committed.clone());
+            }
         }
-        for answer in answers {
-            answer(committed.clone());
+        if let (false, Some(syncs)) = (to_sync.is_empty(), &self.syncs)
+            && let Err(unsent) = syncs.send(to_sync)
+        {
+            for answer in unsent.0 {
+                answer(Err(StoreError::Database(
+                    "the SQLite job store's syncing thread stopped (it panicked)".to_owned(),
+                )));
+            }
         }
     }
 
     /// Runs `call` in a savepoint, undone (with what it counted) if the
     /// call failed; its answer.
-    fn in_savepoint(&mut self, call: Call) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> {
+    fn in_savepoint(&mut self, call: Call) -> Answer {
         if let Err(error) = self.execute("SAVEPOINT call") {
             return (call)(Err(error)).answer;
         }
@@ -662,6 +692,44 @@ impl Owner {
             ],
         )
     }
+}
+
+/// Starts the thread that syncs the WAL file of the database at `path`
+/// and then answers the calls committed before the sync began: whatever
+/// batches are waiting when it starts one sync.
+fn start_syncing(
+    path: &std::path::Path,
+) -> Result<std::sync::mpsc::SyncSender<Vec<Answer>>, StoreError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // The schema's creation wrote the WAL, so it exists; this connection
+    // keeps it (SQLite removes it only when the last connection closes).
+    let wal = std::fs::File::open(&wal).map_err(|e| {
+        StoreError::Database(format!(
+            "could not open the WAL file {}: {e}",
+            wal.display()
+        ))
+    })?;
+    let (syncs, waiting) = std::sync::mpsc::sync_channel::<Vec<Answer>>(SYNCS_WAITING);
+    std::thread::Builder::new()
+        .name("lanes-sqlite-sync".to_owned())
+        .spawn(move || {
+            while let Ok(mut answers) = waiting.recv() {
+                while let Ok(more) = waiting.try_recv() {
+                    answers.extend(more);
+                }
+                let synced = wal.sync_data().map_err(|e| {
+                    StoreError::Database(format!(
+                        "the write was committed, but the disk did not confirm it (fdatasync: {e})"
+                    ))
+                });
+                for answer in answers {
+                    answer(synced.clone());
+                }
+            }
+        })
+        .map_err(|e| StoreError::Database(format!("could not start its syncing thread: {e}")))?;
+    Ok(syncs)
 }
 
 fn millis_of(duration: Duration) -> i64 {
