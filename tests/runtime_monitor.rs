@@ -162,16 +162,27 @@ async fn a_hidden_blocking_call_is_reported_while_stuck_and_after() {
     );
     assert_eq!(handler.in_flight, 0);
 
-    let rendered = metrics.render();
-    for line in [
+    // Gauges reach the recorder within the metrics flush (100 ms).
+    let lines = [
         r#"lanes_slow_polls_total{lane="io_bound",handler="runtime_monitor::rates"} 1"#,
         r#"lanes_stuck_polls_total{lane="io_bound",handler="runtime_monitor::rates"} 1"#,
         r#"lanes_calls_in_flight{lane="io_bound",handler="runtime_monitor::rates"} 0"#,
-    ] {
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let rendered = metrics.render();
+        let missing: Vec<_> = lines
+            .iter()
+            .filter(|line| !rendered.lines().any(|l| l == **line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            rendered.lines().any(|l| l == line),
-            "missing `{line}` in\n{rendered}"
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in\n{rendered}"
         );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

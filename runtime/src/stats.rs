@@ -18,8 +18,8 @@ use crate::stack::Stack;
 pub(crate) struct SiteStats {
     registered: AtomicBool,
     handles: OnceLock<Handles>,
-    in_flight: AtomicU64,
-    queued: AtomicU64,
+    /// What every call writes, a shard per thread.
+    shards: [Shard; SHARDS],
     shed: AtomicU64,
     panics: AtomicU64,
     slow_polls: AtomicU64,
@@ -28,8 +28,73 @@ pub(crate) struct SiteStats {
     /// Where the watchdog last caught a poll of it stuck.
     last_stack: Mutex<Option<Stack>>,
     quarantine: QuarantineFigures,
+}
+
+/// How many shards a site's hot counters are split into. A thread writes
+/// the shard of its index, so calls on different threads (up to this many)
+/// never write one cache line; readers add the shards up.
+const SHARDS: usize = 16;
+
+/// Samples a shard keeps for the metrics recorder before it records them
+/// itself; the flushing thread takes them long before.
+const UNRECORDED_MOST: usize = 4096;
+
+/// How often the gauges and the samples of every site reach the metrics
+/// recorder.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One thread's share of a site's counters. Calls leave their gauges and
+/// histogram samples here; a flushing thread hands them to the recorder
+/// every [`FLUSH_EVERY`], off the calls' path.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    /// Calls that began to wait for their lane, and that stopped waiting.
+    entered_queue: AtomicU64,
+    left_queue: AtomicU64,
+    started: AtomicU64,
+    ended: AtomicU64,
     queue_wait: Timing,
     run: Timing,
+    unrecorded: Mutex<Unrecorded>,
+}
+
+/// Samples in seconds, for the `lanes_queue_wait_seconds` and
+/// `lanes_run_seconds` histograms.
+#[derive(Debug)]
+struct Unrecorded {
+    queue_wait: Vec<f64>,
+    run: Vec<f64>,
+}
+
+impl Shard {
+    const fn new() -> Shard {
+        Shard {
+            entered_queue: AtomicU64::new(0),
+            left_queue: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            queue_wait: Timing::new(),
+            run: Timing::new(),
+            unrecorded: Mutex::new(Unrecorded {
+                queue_wait: Vec::new(),
+                run: Vec::new(),
+            }),
+        }
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Unrecorded> {
+        self.unrecorded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The shard the calling thread writes.
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
 }
 
 /// A route's quarantine, as [`Watch`](crate::Watch) moves it.
@@ -86,16 +151,30 @@ impl Timing {
     }
 
     fn record(&self, took: Duration, histogram: &Histogram) {
+        self.count(took);
+        histogram.record(took.as_secs_f64());
+    }
+
+    fn count(&self, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.count.fetch_add(1, Relaxed);
         self.total_nanos.fetch_add(nanos, Relaxed);
         self.max_nanos.fetch_max(nanos, Relaxed);
-        histogram.record(took.as_secs_f64());
     }
 
     fn snapshot(&self) -> TimingStats {
-        let count = self.count.load(Relaxed);
-        let total = self.total_nanos.load(Relaxed);
+        TimingStats::of([self])
+    }
+}
+
+impl TimingStats {
+    fn of<'a>(timings: impl IntoIterator<Item = &'a Timing>) -> TimingStats {
+        let (mut count, mut total, mut max) = (0, 0, 0);
+        for timing in timings {
+            count += timing.count.load(Relaxed);
+            total += timing.total_nanos.load(Relaxed);
+            max = max.max(timing.max_nanos.load(Relaxed));
+        }
         TimingStats {
             count,
             mean_ms: if count == 0 {
@@ -103,7 +182,7 @@ impl Timing {
             } else {
                 total as f64 / count as f64 / 1e6
             },
-            max_ms: self.max_nanos.load(Relaxed) as f64 / 1e6,
+            max_ms: max as f64 / 1e6,
         }
     }
 }
@@ -113,8 +192,7 @@ impl SiteStats {
         SiteStats {
             registered: AtomicBool::new(false),
             handles: OnceLock::new(),
-            in_flight: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
+            shards: [const { Shard::new() }; SHARDS],
             shed: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             slow_polls: AtomicU64::new(0),
@@ -127,9 +205,40 @@ impl SiteStats {
                 probes: AtomicU64::new(0),
                 entered: AtomicU64::new(0),
             },
-            queue_wait: Timing::new(),
-            run: Timing::new(),
         }
+    }
+
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index()]
+    }
+
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| counter(shard).load(Relaxed))
+            .sum()
+    }
+
+    fn in_flight(&self) -> u64 {
+        let ended = self.sum(|shard| &shard.ended);
+        self.sum(|shard| &shard.started).saturating_sub(ended)
+    }
+
+    fn queued(&self) -> u64 {
+        let left = self.sum(|shard| &shard.left_queue);
+        self.sum(|shard| &shard.entered_queue).saturating_sub(left)
+    }
+
+    fn completed(&self) -> u64 {
+        self.sum(|shard| &shard.run.count)
+    }
+
+    fn queue_wait(&self) -> TimingStats {
+        TimingStats::of(self.shards.iter().map(|shard| &shard.queue_wait))
+    }
+
+    fn run(&self) -> TimingStats {
+        TimingStats::of(self.shards.iter().map(|shard| &shard.run))
     }
 }
 
@@ -172,7 +281,7 @@ impl Site {
                     Histogram::noop()
                 }
             };
-            Handles {
+            let handles = Handles {
                 in_flight: gauge("lanes_calls_in_flight", true),
                 queued: gauge("lanes_calls_queued", waits),
                 queue_wait: histogram("lanes_queue_wait_seconds", waits),
@@ -182,18 +291,37 @@ impl Site {
                 slow_polls: counter("lanes_slow_polls_total", !offloaded),
                 stuck_polls: counter("lanes_stuck_polls_total", !offloaded),
                 timeouts: counter("lanes_timeouts_total", true),
-            }
+            };
+            // The gauges exist from the first call; the flushing thread
+            // keeps them current.
+            handles.in_flight.set(0.0);
+            handles.queued.set(0.0);
+            start_flushing();
+            handles
         })
+    }
+
+    /// Hands this site's gauges and histogram samples to the recorder.
+    fn flush(&'static self) {
+        let handles = self.handles();
+        handles.in_flight.set(self.stats.in_flight() as f64);
+        handles.queued.set(self.stats.queued() as f64);
+        for shard in &self.stats.shards {
+            let taken = std::mem::replace(
+                &mut *shard.unrecorded(),
+                Unrecorded {
+                    queue_wait: Vec::new(),
+                    run: Vec::new(),
+                },
+            );
+            taken.record(handles);
+        }
     }
 
     /// A call that waits for its lane; the wait ends with [`Queued::start`].
     pub(crate) fn queue(&'static self) -> Queued {
-        let handles = self.handles();
-        // Gauges are set from the exact counters: one store instead of a
-        // compare-and-swap loop; racing calls may leave a gauge one update
-        // behind until the next.
-        let queued = self.stats.queued.fetch_add(1, Relaxed) + 1;
-        handles.queued.set(queued as f64);
+        self.handles();
+        self.stats.shard().entered_queue.fetch_add(1, Relaxed);
         Queued {
             site: self,
             since: CLOCK.raw(),
@@ -274,12 +402,13 @@ pub(crate) struct Queued {
 
 impl Queued {
     pub(crate) fn start(self) -> Running {
-        let handles = self.site.handles();
         let waited = CLOCK.delta(self.since, CLOCK.raw());
-        self.site
-            .stats
-            .queue_wait
-            .record(waited, &handles.queue_wait);
+        let shard = self.site.stats.shard();
+        shard.queue_wait.count(waited);
+        let mut unrecorded = shard.unrecorded();
+        unrecorded.queue_wait.push(waited.as_secs_f64());
+        unrecorded.record_if_full(self.site.handles());
+        drop(unrecorded);
         // Dropping `self` leaves the queue.
         Running::begin(self.site)
     }
@@ -287,8 +416,7 @@ impl Queued {
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        let queued = self.site.stats.queued.fetch_sub(1, Relaxed) - 1;
-        self.site.handles().queued.set(queued as f64);
+        self.site.stats.shard().left_queue.fetch_add(1, Relaxed);
     }
 }
 
@@ -304,8 +432,8 @@ pub(crate) struct Running {
 
 impl Running {
     fn begin(site: &'static Site) -> Running {
-        let in_flight = site.stats.in_flight.fetch_add(1, Relaxed) + 1;
-        site.handles().in_flight.set(in_flight as f64);
+        site.handles();
+        site.stats.shard().started.fetch_add(1, Relaxed);
         Running {
             site,
             since: CLOCK.raw(),
@@ -322,17 +450,67 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let stats = &self.site.stats;
-        let handles = self.site.handles();
-        let in_flight = stats.in_flight.fetch_sub(1, Relaxed) - 1;
-        handles.in_flight.set(in_flight as f64);
-        stats
-            .run
-            .record(CLOCK.delta(self.since, CLOCK.raw()), &handles.run);
+        let took = CLOCK.delta(self.since, CLOCK.raw());
+        let shard = stats.shard();
+        shard.run.count(took);
+        let mut unrecorded = shard.unrecorded();
+        unrecorded.run.push(took.as_secs_f64());
+        unrecorded.record_if_full(self.site.handles());
+        drop(unrecorded);
+        shard.ended.fetch_add(1, Relaxed);
         if self.panicked || std::thread::panicking() {
             stats.panics.fetch_add(1, Relaxed);
-            handles.panics.increment(1);
+            self.site.handles().panics.increment(1);
         }
     }
+}
+
+impl Unrecorded {
+    fn record(self, handles: &Handles) {
+        for seconds in self.queue_wait {
+            handles.queue_wait.record(seconds);
+        }
+        for seconds in self.run {
+            handles.run.record(seconds);
+        }
+    }
+
+    /// Records the samples here and now when the flushing thread has not
+    /// taken them for long (it is starved): memory stays bounded.
+    fn record_if_full(&mut self, handles: &Handles) {
+        if self.queue_wait.len() + self.run.len() >= UNRECORDED_MOST {
+            std::mem::replace(
+                self,
+                Unrecorded {
+                    queue_wait: Vec::new(),
+                    run: Vec::new(),
+                },
+            )
+            .record(handles);
+        }
+    }
+}
+
+/// Starts, once, the thread that flushes every listed site every
+/// [`FLUSH_EVERY`].
+fn start_flushing() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("lanes-metrics".to_owned())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    let sites = SITES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    for site in sites {
+                        site.flush();
+                    }
+                }
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "lanes: could not start the thread that flushes metrics; histograms are recorded as each shard fills");
+        }
+    });
 }
 
 fn describe_once() {
@@ -779,9 +957,9 @@ impl RouteStats {
         RouteStats {
             route: site.name,
             mode: site.mode(),
-            in_flight: s.in_flight.load(Relaxed),
-            queued: s.queued.load(Relaxed),
-            completed: s.run.count.load(Relaxed),
+            in_flight: s.in_flight(),
+            queued: s.queued(),
+            completed: s.completed(),
             shed: s.shed.load(Relaxed),
             panics: s.panics.load(Relaxed),
             slow_polls: s.slow_polls.load(Relaxed),
@@ -790,8 +968,8 @@ impl RouteStats {
             quarantines: s.quarantine.entered.load(Relaxed),
             quarantined_calls: s.quarantine.calls.load(Relaxed),
             probes: s.quarantine.probes.load(Relaxed),
-            queue_wait: s.queue_wait.snapshot(),
-            run: s.run.snapshot(),
+            queue_wait: s.queue_wait(),
+            run: s.run(),
             last_stuck_stack: s.last_stack(),
         }
     }
@@ -803,16 +981,16 @@ impl HandlerStats {
         HandlerStats {
             handler: site.name,
             lane: site.lane,
-            in_flight: s.in_flight.load(Relaxed),
-            queued: s.queued.load(Relaxed),
-            completed: s.run.count.load(Relaxed),
+            in_flight: s.in_flight(),
+            queued: s.queued(),
+            completed: s.completed(),
             shed: s.shed.load(Relaxed),
             panics: s.panics.load(Relaxed),
             slow_polls: s.slow_polls.load(Relaxed),
             stuck_polls: s.stuck_polls.load(Relaxed),
             timeouts: s.timeouts.load(Relaxed),
-            queue_wait: s.queue_wait.snapshot(),
-            run: s.run.snapshot(),
+            queue_wait: s.queue_wait(),
+            run: s.run(),
             last_stuck_stack: s.last_stack(),
         }
     }

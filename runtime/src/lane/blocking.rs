@@ -2,8 +2,8 @@ use std::panic;
 
 use tokio::task::JoinHandle;
 
-use super::Site;
 use super::admit::admit;
+use super::{Body, Site, Value, erase, unerase};
 use crate::config::lanes;
 
 /// Runs `f` on tokio's blocking pool once the lane's bulkhead and the fn's
@@ -13,6 +13,10 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    unerase(run_erased(site, erase(f)).await)
+}
+
+async fn run_erased(site: &'static Site, body: Body) -> Value {
     crate::heartbeat::ensure_running();
     let lanes = lanes();
     let queued = site.queue();
@@ -28,7 +32,7 @@ where
         let _detached = detached;
         let _running = queued.start();
         let _span = span.entered();
-        f()
+        body()
     }));
     match task.await {
         Ok(value) => value,

@@ -3,8 +3,8 @@ use std::thread;
 
 use tokio::sync::oneshot;
 
-use super::Site;
 use super::admit::{Admitted, admit};
+use super::{Body, Site, Value, erase, unerase};
 use crate::config::{Config, lanes};
 use crate::stats::Queued;
 
@@ -15,31 +15,32 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    unerase(run_erased(site, erase(f)).await)
+}
+
+async fn run_erased(site: &'static Site, body: Body) -> Value {
     crate::heartbeat::ensure_running();
     let lanes = lanes();
     let queued = site.queue();
     let admitted = admit(site, &lanes.cpu_admission, lanes.settings.cpu_max_wait).await;
-    let (job, outcome) = bridge(site, (queued, admitted), f);
+    let (job, outcome) = bridge(site, (queued, admitted), body);
     lanes.cpu.spawn(job);
     outcome.get().await
 }
 
-/// Splits `f` into a job for a pool thread and the future of its outcome.
+/// Splits `body` into a job for a pool thread and the future of its
+/// outcome.
 ///
-/// The job skips `f` when the awaiting future is already gone (the client
-/// went away before a thread was free), and catches a panic so that it
-/// resumes in the awaiting task instead of killing the pool thread.
-/// The call keeps its place in the lane until `f` has run or been skipped,
-/// and `f` runs inside the caller's tracing span.
-fn bridge<F, R>(
+/// The job skips `body` when the awaiting future is already gone (the
+/// client went away before a thread was free), and catches a panic so that
+/// it resumes in the awaiting task instead of killing the pool thread.
+/// The call keeps its place in the lane until `body` has run or been
+/// skipped, and `body` runs inside the caller's tracing span.
+fn bridge(
     site: &'static Site,
     (queued, admitted): (Queued, Admitted),
-    f: F,
-) -> (impl FnOnce() + Send + 'static, Outcome<R>)
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
+    body: Body,
+) -> (impl FnOnce() + Send + 'static, Outcome) {
     let (sender, receiver) = oneshot::channel();
     let detached = crate::detached::hold();
     let span = tracing::Span::current();
@@ -51,11 +52,11 @@ where
         }
         let _span = span.entered();
         let mut running = queued.start();
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        let result = panic::catch_unwind(AssertUnwindSafe(body));
         if result.is_err() {
             running.panicked();
         }
-        // The caller may have gone while `f` ran; the result is then
+        // The caller may have gone while `body` ran; the result is then
         // unwanted. It is sent before the bookkeeping: the caller waits.
         let _ = sender.send(result);
         drop(running);
@@ -63,14 +64,15 @@ where
     (job, Outcome { site, receiver })
 }
 
-struct Outcome<R> {
+struct Outcome {
     site: &'static Site,
-    receiver: oneshot::Receiver<thread::Result<R>>,
+    receiver: oneshot::Receiver<thread::Result<Value>>,
 }
 
-impl<R> Outcome<R> {
-    /// The value of `f`, or its panic resumed here, as if `f` had run inline.
-    async fn get(self) -> R {
+impl Outcome {
+    /// The value of the body, or its panic resumed here, as if the body had
+    /// run inline.
+    async fn get(self) -> Value {
         match self.receiver.await {
             Ok(Ok(value)) => value,
             Ok(Err(payload)) => panic::resume_unwind(payload),
