@@ -134,10 +134,14 @@ impl SqlStore {
                 })
                 .connect(url)
         };
-        let search_path = format!("SET search_path TO {schema}");
-        let relaxed = format!("{search_path}; SET synchronous_commit = off");
+        // Generic plans: PostgreSQL would otherwise plan the batch
+        // statements anew at each execution (their arrays make a custom
+        // plan look cheaper), which cost more than running them.
+        let session =
+            format!("SET search_path TO {schema}; SET plan_cache_mode = force_generic_plan");
+        let relaxed = format!("{session}; SET synchronous_commit = off");
         let enqueue_settings = match options.durability {
-            Durability::PowerLoss => search_path,
+            Durability::PowerLoss => session,
             Durability::ProcessCrash => relaxed.clone(),
         };
         let pool = connect(16, enqueue_settings).await.map_err(database)?;
