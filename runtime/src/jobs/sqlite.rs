@@ -119,9 +119,21 @@ const CHECKPOINT_EVERY: u64 = 64;
 const WAL_MOST: u64 = 64 << 20;
 
 struct Request {
-    /// Whether its commit must survive power loss (enqueues, cancels).
-    durable: bool,
+    write: Write,
     call: Call,
+}
+
+/// What a call writes, which says what its commit must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    /// What workers write, and reads: answered at the commit.
+    Worker,
+    /// Answered once durable; its commit wakes the workers waiting for
+    /// jobs, who may take the job before the sync (at least once: a job
+    /// lost to a power cut before its enqueue was answered may have run).
+    Enqueue,
+    /// Answered once durable.
+    Cancel,
 }
 
 #[derive(Clone, Debug)]
@@ -138,9 +150,11 @@ impl SqliteStore {
         let (requests, waiting) = mpsc::channel(WAITING);
         let (opened, open) = oneshot::channel();
         let path = path.to_owned();
+        let enqueued = std::sync::Arc::new(watch::Sender::new(0));
+        let wakes = enqueued.clone();
         std::thread::Builder::new()
             .name("lanes-sqlite".to_owned())
-            .spawn(move || match Owner::open(&path, options) {
+            .spawn(move || match Owner::open(&path, options, wakes) {
                 Ok(owner) => {
                     let _ = opened.send(Ok(()));
                     owner.serve(waiting);
@@ -151,17 +165,14 @@ impl SqliteStore {
             })
             .map_err(|e| StoreError::Database(format!("could not start its thread: {e}")))?;
         open.await.map_err(|_| stopped())??;
-        Ok(SqliteStore {
-            requests,
-            enqueued: std::sync::Arc::new(watch::Sender::new(0)),
-        })
+        Ok(SqliteStore { requests, enqueued })
     }
 
     /// Runs `work` on the owner thread and returns its answer once its
     /// batch has committed.
     async fn call<T: Send + 'static>(
         &self,
-        durable: bool,
+        write: Write,
         work: impl FnOnce(&mut Owner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
@@ -175,20 +186,20 @@ impl SqliteStore {
             }
         });
         self.requests
-            .send(Request { durable, call })
+            .send(Request { write, call })
             .await
             .map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 
     pub(super) async fn enqueue(&self, job: NewJob) -> Result<JobId, StoreError> {
-        let id = self.call(true, move |owner| owner.enqueue(job)).await?;
-        self.enqueued.send_modify(|count| *count += 1);
-        Ok(id)
+        self.call(Write::Enqueue, move |owner| owner.enqueue(job))
+            .await
     }
 
     pub(super) async fn claim(&self, next: NextClaim) -> Result<Vec<Claimed>, StoreError> {
-        self.call(false, move |owner| owner.claim(&next)).await
+        self.call(Write::Worker, move |owner| owner.claim(&next))
+            .await
     }
 
     pub(super) async fn finish(
@@ -199,7 +210,7 @@ impl SqliteStore {
         next: Option<NextClaim>,
     ) -> Result<(bool, Vec<Claimed>), StoreError> {
         let worker = worker.to_owned();
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             let recorded = owner.finish(id, &worker, how)?;
             let claimed = match next {
                 Some(next) => owner.claim(&next)?,
@@ -217,7 +228,7 @@ impl SqliteStore {
         lease: Duration,
     ) -> Result<Lease, StoreError> {
         let worker = worker.to_owned();
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             let now = millis::now();
             let cancel: Option<i64> = owner
                 .connection
@@ -251,7 +262,7 @@ impl SqliteStore {
         message: Option<&str>,
     ) -> Result<bool, StoreError> {
         let (worker, message) = (worker.to_owned(), message.map(str::to_owned));
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             owner.changed(
                 "UPDATE lanes_jobs SET progress = ?1, message = ?2, updated_at = ?3 \
                  WHERE id = ?4 AND worker = ?5 AND state = 'running'",
@@ -269,7 +280,7 @@ impl SqliteStore {
 
     pub(super) async fn release(&self, id: JobId, worker: &str) -> Result<bool, StoreError> {
         let worker = worker.to_owned();
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             let now = millis::now();
             owner.changed(
                 "UPDATE lanes_jobs SET state = 'queued', attempts = attempts - 1, worker = NULL, \
@@ -282,7 +293,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn cancel(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
-        self.call(true, move |owner| {
+        self.call(Write::Cancel, move |owner| {
             let (now, id) = (millis::now(), id.to_string());
             owner.changed(
                 "UPDATE lanes_jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 \
@@ -306,7 +317,7 @@ impl SqliteStore {
 
     pub(super) async fn waiting(&self, queue: &str) -> Result<u64, StoreError> {
         let queue = queue.to_owned();
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             owner.count(
                 "SELECT COUNT(*) FROM lanes_jobs WHERE queue = ?1 AND state IN ('queued', 'failed')",
                 [queue],
@@ -316,7 +327,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn unfinished(&self) -> Result<u64, StoreError> {
-        self.call(false, |owner| owner.count_unfinished()).await
+        self.call(Write::Worker, |owner| owner.count_unfinished())
+            .await
     }
 
     pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
@@ -324,7 +336,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.call(false, move |owner| {
+        self.call(Write::Worker, move |owner| {
             owner
                 .connection
                 .prepare_cached(&format!(
@@ -352,6 +364,8 @@ struct Owner {
     /// Asks the checkpointing thread for a checkpoint.
     checkpoints: std::sync::mpsc::SyncSender<()>,
     commits: u64,
+    /// Wakes the workers of this store when an enqueue commits.
+    enqueued: std::sync::Arc<watch::Sender<u64>>,
     counted: Counted,
     /// When each queue was last swept for expired leases.
     swept: HashMap<String, i64>,
@@ -372,7 +386,11 @@ struct Counted {
 }
 
 impl Owner {
-    fn open(path: &std::path::Path, options: StoreOptions) -> Result<Owner, StoreError> {
+    fn open(
+        path: &std::path::Path,
+        options: StoreOptions,
+        enqueued: std::sync::Arc<watch::Sender<u64>>,
+    ) -> Result<Owner, StoreError> {
         let connection = Connection::open(path).map_err(database)?;
         // WAL: readers never wait for the writer, and a commit is one
         // append to the WAL file. NORMAL: a commit is durable across a
@@ -414,6 +432,7 @@ impl Owner {
             wal,
             checkpoints: start_checkpointing(path)?,
             commits: 0,
+            enqueued,
             counted: Counted::default(),
             swept: HashMap::new(),
         })
@@ -439,16 +458,18 @@ impl Owner {
     fn run(&mut self, batch: &mut Vec<Request>) {
         let before = self.counted.clone();
         let mut answers = Vec::with_capacity(batch.len());
+        let mut wakes = false;
         let committed = match self.execute("BEGIN IMMEDIATE") {
             Err(error) => {
                 for request in batch.drain(..) {
-                    answers.push((false, (request.call)(Err(error.clone())).answer));
+                    answers.push((Write::Worker, (request.call)(Err(error.clone())).answer));
                 }
                 Err(error)
             }
             Ok(()) => {
                 for request in batch.drain(..) {
-                    answers.push((request.durable, self.in_savepoint(request.call)));
+                    wakes |= request.write == Write::Enqueue;
+                    answers.push((request.write, self.in_savepoint(request.call)));
                 }
                 let committed = self.execute("COMMIT");
                 match &committed {
@@ -463,8 +484,11 @@ impl Owner {
             }
         };
         let mut to_sync = Vec::new();
-        for (durable, answer) in answers {
-            if durable && committed.is_ok() && self.syncs.is_some() {
+        if wakes && committed.is_ok() {
+            self.enqueued.send_modify(|count| *count += 1);
+        }
+        for (write, answer) in answers {
+            if write != Write::Worker && committed.is_ok() && self.syncs.is_some() {
                 to_sync.push(answer);
             } else {
                 answer(committed.clone());
