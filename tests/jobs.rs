@@ -191,6 +191,7 @@ async fn suite(backend: &impl Backend) {
     an_enqueue_wakes_a_waiting_worker(&backend.fresh().await).await;
     two_instances_never_claim_a_job_twice(&backend.fresh().await, &backend.reopen().await).await;
     workers_run_jobs_and_keep_results(&backend.fresh().await).await;
+    a_busy_queue_leaves_slots_to_another(&backend.fresh().await).await;
     workers_retry_with_backoff_then_the_job_dies(&backend.fresh().await).await;
     workers_turn_timeouts_panics_and_bad_payloads_into_errors(&backend.fresh().await).await;
     workers_stop_a_cancelled_job_at_once(&backend.fresh().await).await;
@@ -619,6 +620,46 @@ async fn workers_run_jobs_and_keep_results(store: &Store) {
         );
     }
     workers.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A slot claims its next job with its finish, from its own queue, but not
+/// while another queue waits for a slot.
+async fn a_busy_queue_leaves_slots_to_another(store: &Store) {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let record = |order: Arc<Mutex<Vec<String>>>| {
+        move |_: JobContext, name: String| {
+            let order = order.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                order.lock().unwrap().push(name);
+                Ok::<_, String>(())
+            }
+        }
+    };
+    for n in 0..30 {
+        let job = NewJob::new("busy", json!(format!("busy-{n}"))).queue("busy");
+        store.enqueue(job).await.unwrap();
+    }
+    let last = NewJob::new("other", json!("other")).queue("other");
+    let other = store.enqueue(last).await.unwrap();
+    let registry = Registry::new()
+        .register("busy", record(order.clone()))
+        .register("other", record(order.clone()));
+    let config = lanes_tests::fast_workers()
+        .queues(["busy", "other"])
+        .concurrency(1);
+    let workers = Workers::start(store.clone(), registry, config).unwrap();
+    assert_eq!(
+        lanes_tests::ended(store, other).await.state,
+        JobState::Succeeded
+    );
+    workers.shutdown(Duration::from_secs(5)).await;
+    let order = order.lock().unwrap();
+    let at = order.iter().position(|name| name == "other").unwrap();
+    assert!(
+        at <= 3,
+        "the other queue's job ran after {at} busy ones: {order:?}"
+    );
 }
 
 async fn workers_retry_with_backoff_then_the_job_dies(store: &Store) {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -329,6 +329,10 @@ impl Workers {
             claims: AtomicU64::new(0),
             released,
             stopped: stopped.clone(),
+            waiting_for_a_slot: queues
+                .iter()
+                .map(|queue| (queue.clone(), AtomicBool::new(false)))
+                .collect(),
         });
         let mut loops = JoinSet::new();
         for queue in queues {
@@ -407,6 +411,11 @@ struct Shared {
     released: watch::Receiver<bool>,
     /// True from the shutdown: no more claims.
     stopped: watch::Receiver<bool>,
+    /// Whether each queue's claim loop waits for a free slot. A slot whose
+    /// job ends claims its next job itself, from the same queue, unless
+    /// another queue waits: then it frees the slot for that one, so that a
+    /// busy queue does not starve the others.
+    waiting_for_a_slot: HashMap<String, AtomicBool>,
 }
 
 impl Shared {
@@ -451,10 +460,13 @@ async fn claim_loop(
     };
     while !*stopped.borrow() {
         // Claim only as many jobs as there are free slots.
+        let waiting = &shared.waiting_for_a_slot[&queue];
+        waiting.store(true, Ordering::Relaxed);
         let free = tokio::select! {
             permits = slots.clone().acquire_many_owned(1) => permits.expect("never closed"),
             _ = stopped.changed() => break,
         };
+        waiting.store(false, Ordering::Relaxed);
         let available = slots.available_permits() + 1;
         drop(free);
         let claimant = shared.claimant();
@@ -484,7 +496,9 @@ async fn claim_loop(
         }
         let mut running = running.lock().await;
         for job in claimed {
+            waiting.store(true, Ordering::Relaxed);
             let slot = slots.clone().acquire_owned().await.expect("never closed");
+            waiting.store(false, Ordering::Relaxed);
             let shared = shared.clone();
             let claimant = claimant.clone();
             running.spawn(async move {
@@ -759,7 +773,12 @@ impl Attempt<'_> {
         counted.ended(outcome);
         let claimant = self.shared.claimant();
         let store = &self.shared.store;
-        let finished = if *self.shared.stopped.borrow() {
+        let another_queue_waits = self
+            .shared
+            .waiting_for_a_slot
+            .iter()
+            .any(|(queue, waiting)| *queue != self.job.queue && waiting.load(Ordering::Relaxed));
+        let finished = if *self.shared.stopped.borrow() || another_queue_waits {
             store
                 .finish(id, &self.claimant, how)
                 .await
