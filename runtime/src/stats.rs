@@ -794,14 +794,11 @@ pub fn stats() -> Stats {
             lane(Lane::IoBound, None),
             lane(
                 Lane::Blocking,
-                Some((running.blocking_limit, running.blocking.available_permits())),
+                Some((running.blocking.bound(), running.blocking.free())),
             ),
             lane(
                 Lane::CpuBound,
-                Some((
-                    running.cpu_admission_bound,
-                    running.cpu_admission.available_permits(),
-                )),
+                Some((running.cpu_admission.bound(), running.cpu_admission.free())),
             ),
         ],
         handlers,

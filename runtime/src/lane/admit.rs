@@ -3,6 +3,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::Site;
+use super::places::{Place, Places};
 use crate::shed;
 
 /// The places a call holds in its lane and in its fn's own limit, until it
@@ -10,7 +11,7 @@ use crate::shed;
 #[derive(Debug)]
 pub(crate) struct Admitted {
     _own: Option<SemaphorePermit<'static>>,
-    _lane: SemaphorePermit<'static>,
+    _lane: Place,
 }
 
 /// Waits for a place in `lane` and in the fn's own limit. A call made while
@@ -19,20 +20,20 @@ pub(crate) struct Admitted {
 /// (the layer answers `503` and drops it). Any other call waits its turn.
 pub(crate) async fn admit(
     site: &'static Site,
-    lane: &'static Semaphore,
+    lane: &'static Places,
     max_wait: Duration,
 ) -> Admitted {
     let own = site.limit.as_ref();
     // The common case, free places, takes no timer.
     if let Ok(own_place) = own.map(Semaphore::try_acquire).transpose() {
-        match lane.try_acquire() {
-            Ok(lane_place) => {
+        match lane.try_enter() {
+            Some(lane_place) => {
                 return Admitted {
                     _own: own_place,
                     _lane: lane_place,
                 };
             }
-            Err(_) => drop(own_place),
+            None => drop(own_place),
         }
     }
     let acquire = async {
@@ -46,10 +47,7 @@ pub(crate) async fn admit(
             ),
             None => None,
         };
-        let lane = lane
-            .acquire()
-            .await
-            .expect("lane semaphores are never closed");
+        let lane = lane.enter().await;
         Admitted {
             _own: own,
             _lane: lane,

@@ -3,6 +3,7 @@
 pub(crate) mod admit;
 pub(crate) mod blocking;
 pub(crate) mod cpu;
+pub(crate) mod places;
 
 use std::any::Any;
 use std::time::Duration;
@@ -17,11 +18,9 @@ use crate::stats::SiteStats;
 pub(crate) struct Lanes {
     pub(crate) cpu: rayon::ThreadPool,
     /// The CPU lane's admission bound: calls running or queued in the pool.
-    pub(crate) cpu_admission: Semaphore,
-    pub(crate) cpu_admission_bound: usize,
+    pub(crate) cpu_admission: places::Places,
     /// The blocking lane's bulkhead: calls running on tokio's blocking pool.
-    pub(crate) blocking: Semaphore,
-    pub(crate) blocking_limit: usize,
+    pub(crate) blocking: places::Places,
     pub(crate) settings: Settings,
     pub(crate) monitors: Monitors,
     /// Set by [`Config::job_store`]; `None` means the SQLite default.
@@ -52,10 +51,8 @@ impl Lanes {
             .is_some_and(crate::watchdog::start);
         Lanes {
             cpu: cpu::pool(&config),
-            cpu_admission: Semaphore::new(config.cpu_admission_bound()),
-            cpu_admission_bound: config.cpu_admission_bound(),
-            blocking: Semaphore::new(config.blocking_limit),
-            blocking_limit: config.blocking_limit,
+            cpu_admission: places::Places::new(config.cpu_admission_bound()),
+            blocking: places::Places::new(config.blocking_limit),
             settings: Settings {
                 cpu_max_wait: config.cpu_max_wait,
                 blocking_max_wait: config.blocking_max_wait,
