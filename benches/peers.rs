@@ -911,7 +911,7 @@ fn write_report(report: &mut String, rows: &[Row], skipped: &[String], versions:
         report,
         "Commands: the whole comparison is `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
          cargo bench -p lanes-benches -- side-by-side`. Each peer alone, from the repository's \
-         root (`<1|16>` is the worker's concurrency; then the jobs and the producers):\n\n\
+         root (the first number is the worker's concurrency, 1 or 16; then the jobs and the producers):\n\n\
          ```sh\n\
          # apalis: build once, then one run per command (a fresh SQLite file each time;\n\
          # on PostgreSQL, a database of its own, whose apalis tables it empties first)\n\
