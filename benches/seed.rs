@@ -11,6 +11,7 @@
 mod compile;
 mod load;
 mod operations;
+mod peers;
 mod real_code;
 mod watch;
 
@@ -1461,6 +1462,7 @@ const SCENARIOS: &[Scenario] = &[
     ("operations", operations::operations),
     ("watch", watch::watch),
     ("compile", compile::compile),
+    ("side-by-side", peers::side_by_side),
 ];
 
 fn main() {
