@@ -769,9 +769,10 @@ fn write_report(report: &mut String, rows: &[Row], skipped: &[String], versions:
          with `removeOnComplete: true` so that Redis does not fill, a queue of its own each run, \
          obliterated before and after). Redis {redis}; PostgreSQL {postgres} on 127.0.0.1; \
          SQLite in temporary files on ext4, WAL. Durability: power loss, an acknowledged enqueue \
-         survives a power cut (SQLite `synchronous = FULL`, PostgreSQL \
-         `synchronous_commit = on`: lanes' default, `Durability::PowerLoss`, and apalis with \
-         SQLite's and PostgreSQL's defaults); process crash, it survives a kill of the process \
+         survives a power cut (lanes' default, `Durability::PowerLoss`: on SQLite an enqueue is \
+         answered once its WAL is synced by a thread of the store's, on PostgreSQL with \
+         `synchronous_commit = on`; apalis with SQLite's `synchronous = FULL` and PostgreSQL's \
+         defaults); process crash, it survives a kill of the process \
          but a power cut may lose the last ones (SQLite `synchronous = NORMAL`, PostgreSQL \
          `synchronous_commit = off`: lanes' `Durability::ProcessCrash`, and the same settings \
          given to apalis' connections); AOF, Redis (started by the bench on port \

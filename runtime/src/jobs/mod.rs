@@ -292,6 +292,47 @@ pub enum Finish {
     Cancelled,
 }
 
+/// The tables and indexes of the SQL stores.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS lanes_jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        run_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        worker TEXT,
+        progress BIGINT NOT NULL,
+        message TEXT,
+        error TEXT,
+        result TEXT,
+        cancel_requested BIGINT NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+    )",
+    // Partial indexes, so that a claim reads the next due jobs of its queue
+    // in order instead of sorting every waiting one.
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, run_at) \
+     WHERE state IN ('queued', 'failed')",
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until) \
+     WHERE state = 'running'",
+    // How many jobs bounded enqueues have added to each queue, ever: see
+    // the stores' `Counted`.
+    "CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
+];
+
+/// The columns of a job's status, in [`Job`]'s order.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
+     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+
 /// How a [`Finish`] is kept in a SQL store's row.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) struct EndingRow {

@@ -14,8 +14,8 @@ use tokio::sync::{OnceCell, watch};
 
 use super::batch::{Batcher, GroupWrite};
 use super::{
-    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim, StoreError,
-    StoreOptions, millis,
+    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobState, Lease, NewJob, NextClaim,
+    StoreError, StoreOptions, millis,
 };
 
 #[derive(Clone, Debug)]
@@ -45,44 +45,10 @@ struct Database {
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-const SCHEMA: [&str; 5] = [
-    "CREATE TABLE IF NOT EXISTS lanes_jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        queue TEXT NOT NULL,
-        state TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        attempts BIGINT NOT NULL,
-        max_attempts BIGINT NOT NULL,
-        timeout_ms BIGINT NOT NULL,
-        run_at BIGINT NOT NULL,
-        lease_until BIGINT,
-        worker TEXT,
-        progress BIGINT NOT NULL,
-        message TEXT,
-        error TEXT,
-        result TEXT,
-        cancel_requested BIGINT NOT NULL,
-        idempotency_key TEXT UNIQUE,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        finished_at BIGINT
-    )",
-    // Partial indexes, so that a claim reads the next due jobs of its queue
-    // in order instead of sorting every waiting one.
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, run_at) \
-     WHERE state IN ('queued', 'failed')",
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until) \
-     WHERE state = 'running'",
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs (state) \
-     WHERE state IN ('queued', 'running', 'failed')",
-    // How many jobs bounded enqueues have added to each queue, ever: see
-    // `Counted`.
-    "CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
-];
-
-const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
-     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+/// Beside the tables and indexes both SQL stores keep: the unfinished jobs
+/// in one index, for the bound's count.
+const UNFINISHED_INDEX: &str = "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs \
+     (state) WHERE state IN ('queued', 'running', 'failed')";
 
 fn database(error: sqlx::Error) -> StoreError {
     StoreError::Database(error.to_string())
@@ -156,7 +122,7 @@ impl SqlStore {
     }
 
     async fn ready(db: Database, options: StoreOptions) -> Result<SqlStore, StoreError> {
-        for statement in SCHEMA {
+        for statement in super::SCHEMA.into_iter().chain([UNFINISHED_INDEX]) {
             sqlx::query(statement)
                 .execute(&db.pool)
                 .await

@@ -27,8 +27,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    Claimed, Durability, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim, StoreError,
-    StoreOptions, millis,
+    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobState, Lease, NewJob, NextClaim,
+    StoreError, StoreOptions, millis,
 };
 
 /// Calls waiting for the owner thread; past this, a caller awaits its turn.
@@ -41,45 +41,9 @@ const MOST: usize = 512;
 /// How often each queue is swept for expired leases, at most.
 const SWEEP_EVERY: i64 = 100;
 
-const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS lanes_jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        queue TEXT NOT NULL,
-        state TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        attempts BIGINT NOT NULL,
-        max_attempts BIGINT NOT NULL,
-        timeout_ms BIGINT NOT NULL,
-        run_at BIGINT NOT NULL,
-        lease_until BIGINT,
-        worker TEXT,
-        progress BIGINT NOT NULL,
-        message TEXT,
-        error TEXT,
-        result TEXT,
-        cancel_requested BIGINT NOT NULL,
-        idempotency_key TEXT UNIQUE,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        finished_at BIGINT
-    );
-    -- Partial indexes, so that a claim reads the next due jobs of its queue
-    -- in order instead of sorting every waiting one.
-    CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, run_at)
-        WHERE state IN ('queued', 'failed');
-    CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until)
-        WHERE state = 'running';
-    -- The unfinished jobs are counted through the two indexes above: a
-    -- third, kept at every change of state, cost more than it saved.
-    DROP INDEX IF EXISTS lanes_jobs_unfinished;
-    -- How many jobs bounded enqueues have added to each queue, ever: see
-    -- `Counted`.
-    CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL);
-";
-
-const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
-     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+/// The unfinished jobs are counted through the due and lease indexes: a
+/// third index, kept at every change of state, cost more than it saved.
+const DROP_UNFINISHED_INDEX: &str = "DROP INDEX IF EXISTS lanes_jobs_unfinished";
 
 const CLAIMED_COLUMNS: &str =
     "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at";
@@ -416,7 +380,9 @@ impl Owner {
                  PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(database)?;
-        connection.execute_batch(SCHEMA).map_err(database)?;
+        for statement in super::SCHEMA.into_iter().chain([DROP_UNFINISHED_INDEX]) {
+            connection.execute_batch(statement).map_err(database)?;
+        }
         connection.set_prepared_statement_cache_capacity(64);
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
@@ -483,10 +449,10 @@ impl Owner {
                 committed
             }
         };
-        let mut to_sync = Vec::new();
         if wakes && committed.is_ok() {
             self.enqueued.send_modify(|count| *count += 1);
         }
+        let mut to_sync = Vec::new();
         for (write, answer) in answers {
             if write != Write::Worker && committed.is_ok() && self.syncs.is_some() {
                 to_sync.push(answer);
