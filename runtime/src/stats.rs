@@ -65,6 +65,27 @@ struct Shard {
 struct Unrecorded {
     queue_wait: Vec<f64>,
     run: Vec<f64>,
+    /// Whether a sample was recorded at once since the last flush: the
+    /// first one is, with the gauges, so that a quiet site's figures are
+    /// current at any scrape; the next ones wait for the flush.
+    recorded_at_once: bool,
+}
+
+impl Unrecorded {
+    const fn new() -> Unrecorded {
+        Unrecorded {
+            queue_wait: Vec::new(),
+            run: Vec::new(),
+            recorded_at_once: false,
+        }
+    }
+}
+
+/// Which histogram a sample is for.
+#[derive(Clone, Copy)]
+enum Sample {
+    QueueWait,
+    Run,
 }
 
 impl Shard {
@@ -76,10 +97,7 @@ impl Shard {
             ended: AtomicU64::new(0),
             queue_wait: Timing::new(),
             run: Timing::new(),
-            unrecorded: Mutex::new(Unrecorded {
-                queue_wait: Vec::new(),
-                run: Vec::new(),
-            }),
+            unrecorded: Mutex::new(Unrecorded::new()),
         }
     }
 
@@ -307,14 +325,34 @@ impl Site {
         handles.in_flight.set(self.stats.in_flight() as f64);
         handles.queued.set(self.stats.queued() as f64);
         for shard in &self.stats.shards {
-            let taken = std::mem::replace(
-                &mut *shard.unrecorded(),
-                Unrecorded {
-                    queue_wait: Vec::new(),
-                    run: Vec::new(),
-                },
-            );
+            let taken = std::mem::replace(&mut *shard.unrecorded(), Unrecorded::new());
             taken.record(handles);
+        }
+    }
+
+    /// Hands a call's sample to the recorder: at once (with the gauges) if
+    /// it is the shard's first since the last flush, else with the flush.
+    fn sample(&'static self, shard: &Shard, sample: Sample, seconds: f64) {
+        let handles = self.handles();
+        let mut unrecorded = shard.unrecorded();
+        if !unrecorded.recorded_at_once {
+            unrecorded.recorded_at_once = true;
+            drop(unrecorded);
+            match sample {
+                Sample::QueueWait => handles.queue_wait.record(seconds),
+                Sample::Run => handles.run.record(seconds),
+            }
+            handles.in_flight.set(self.stats.in_flight() as f64);
+            handles.queued.set(self.stats.queued() as f64);
+            return;
+        }
+        match sample {
+            Sample::QueueWait => unrecorded.queue_wait.push(seconds),
+            Sample::Run => unrecorded.run.push(seconds),
+        }
+        // Past this, the flushing thread is starved: memory stays bounded.
+        if unrecorded.queue_wait.len() + unrecorded.run.len() >= UNRECORDED_MOST {
+            std::mem::replace(&mut *unrecorded, Unrecorded::new()).record(handles);
         }
     }
 
@@ -405,12 +443,11 @@ impl Queued {
         let waited = CLOCK.delta(self.since, CLOCK.raw());
         let shard = self.site.stats.shard();
         shard.queue_wait.count(waited);
-        let mut unrecorded = shard.unrecorded();
-        unrecorded.queue_wait.push(waited.as_secs_f64());
-        unrecorded.record_if_full(self.site.handles());
-        drop(unrecorded);
-        // Dropping `self` leaves the queue.
-        Running::begin(self.site)
+        // Out of the queue before the gauges are read.
+        let site = self.site;
+        drop(self);
+        site.sample(shard, Sample::QueueWait, waited.as_secs_f64());
+        Running::begin(site)
     }
 }
 
@@ -453,11 +490,9 @@ impl Drop for Running {
         let took = CLOCK.delta(self.since, CLOCK.raw());
         let shard = stats.shard();
         shard.run.count(took);
-        let mut unrecorded = shard.unrecorded();
-        unrecorded.run.push(took.as_secs_f64());
-        unrecorded.record_if_full(self.site.handles());
-        drop(unrecorded);
+        // Ended before the gauges are read.
         shard.ended.fetch_add(1, Relaxed);
+        self.site.sample(shard, Sample::Run, took.as_secs_f64());
         if self.panicked || std::thread::panicking() {
             stats.panics.fetch_add(1, Relaxed);
             self.site.handles().panics.increment(1);
@@ -472,21 +507,6 @@ impl Unrecorded {
         }
         for seconds in self.run {
             handles.run.record(seconds);
-        }
-    }
-
-    /// Records the samples here and now when the flushing thread has not
-    /// taken them for long (it is starved): memory stays bounded.
-    fn record_if_full(&mut self, handles: &Handles) {
-        if self.queue_wait.len() + self.run.len() >= UNRECORDED_MOST {
-            std::mem::replace(
-                self,
-                Unrecorded {
-                    queue_wait: Vec::new(),
-                    run: Vec::new(),
-                },
-            )
-            .record(handles);
         }
     }
 }
