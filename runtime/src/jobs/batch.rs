@@ -1,4 +1,4 @@
-//! Group commit for the SQL stores: the writes many tasks make at once
+//! Group commit for the PostgreSQL store: the writes many tasks make at once
 //! (enqueues, finishes) are gathered by one writer task into one statement
 //! and one commit, instead of a statement and a commit each.
 //!

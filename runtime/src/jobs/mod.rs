@@ -39,9 +39,9 @@ mod batch;
 mod cancels;
 pub(crate) mod kind;
 mod memory;
-mod routes;
 #[cfg(feature = "postgres")]
-mod sql;
+mod postgres;
+mod routes;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 pub(crate) mod state;
@@ -595,7 +595,7 @@ enum Backend {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlite::SqliteStore),
     #[cfg(feature = "postgres")]
-    Postgres(sql::SqlStore),
+    Postgres(postgres::PostgresStore),
 }
 
 /// The same call on whichever store is behind `$store`: `$memory` on the
@@ -670,7 +670,7 @@ impl Store {
         schema: &str,
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
-        sql::SqlStore::postgres(url, schema, options)
+        postgres::PostgresStore::open(url, schema, options)
             .await
             .map(|s| Store(Backend::Postgres(s)))
     }

@@ -19,7 +19,7 @@ use super::{
 };
 
 #[derive(Clone, Debug)]
-pub(super) struct SqlStore {
+pub(super) struct PostgresStore {
     db: Database,
     /// Enqueues and finishes, each kind gathered into one statement.
     inserts: Arc<Batcher<Insert>>,
@@ -58,12 +58,12 @@ fn millis_of(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-impl SqlStore {
-    pub(super) async fn postgres(
+impl PostgresStore {
+    pub(super) async fn open(
         url: &str,
         schema: &str,
         options: StoreOptions,
-    ) -> Result<SqlStore, StoreError> {
+    ) -> Result<PostgresStore, StoreError> {
         if schema.is_empty()
             || !schema
                 .chars()
@@ -118,17 +118,17 @@ impl SqlStore {
             worker_pool,
             notify: (url.to_owned(), channel),
         };
-        SqlStore::ready(db, options).await
+        PostgresStore::ready(db, options).await
     }
 
-    async fn ready(db: Database, options: StoreOptions) -> Result<SqlStore, StoreError> {
+    async fn ready(db: Database, options: StoreOptions) -> Result<PostgresStore, StoreError> {
         for statement in super::SCHEMA.into_iter().chain([UNFINISHED_INDEX]) {
             sqlx::query(statement)
                 .execute(&db.pool)
                 .await
                 .map_err(database)?;
         }
-        Ok(SqlStore {
+        Ok(PostgresStore {
             inserts: Arc::new(Batcher::new(Enqueues {
                 db: db.clone(),
                 options: Arc::new(options),
