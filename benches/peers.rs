@@ -17,13 +17,11 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use lanes::jobs::{Durability, JobContext, Registry, StoreOptions, WorkerConfig, Workers};
+use lanes::jobs::{Durability, StoreOptions};
 
-use crate::{JobStoreKind, PRODUCERS, SERVER_WORKERS, client_runtime, enqueue_count, median};
+use crate::{JobStoreKind, PRODUCERS, SERVER_WORKERS, client_runtime, median, trivial_jobs_rate};
 
 /// Jobs in each measurement.
 const JOBS: usize = 20_000;
@@ -304,27 +302,7 @@ fn lanes_rate(
         let options = StoreOptions::new().durability(durability);
         // A name of its own: the `jobs` scenario's are numbered from 1 too.
         let (store, made) = kind.open_with(1_000_000 + measurement, options).await;
-        // Counted in process: polling the store's count would load the
-        // very database being measured.
-        let ran = Arc::new(AtomicU64::new(0));
-        let counter = ran.clone();
-        let registry = Registry::new().register("trivial", move |_: JobContext, (): ()| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            async { Ok::<_, String>(()) }
-        });
-        let config = WorkerConfig::default().concurrency(concurrency);
-        let running = Workers::start(store.clone(), registry, config).expect("the workers start");
-        let start = Instant::now();
-        enqueue_count(&store, JOBS).await;
-        while ran.load(Ordering::Relaxed) < JOBS as u64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        // The last completions are being recorded.
-        while store.unfinished().await.expect("the store answers") > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let rate = JOBS as f64 / start.elapsed().as_secs_f64();
-        running.shutdown(Duration::from_secs(5)).await;
+        let rate = trivial_jobs_rate(&store, concurrency, JOBS).await;
         kind.remove(made).await;
         rate
     })

@@ -1145,28 +1145,7 @@ fn jobs(report: &mut String) {
             round += 1;
             let rate = runtime.block_on(async {
                 let (store, made) = kind.open(round).await;
-                // Counted in process: polling the store's count would load
-                // the very database being measured.
-                let ran = std::sync::Arc::new(AtomicU64::new(0));
-                let counter = ran.clone();
-                let registry = Registry::new().register("trivial", move |_: JobContext, (): ()| {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    async { Ok::<_, String>(()) }
-                });
-                let config = WorkerConfig::default().concurrency(workers);
-                let running =
-                    Workers::start(store.clone(), registry, config).expect("the workers start");
-                let start = Instant::now();
-                enqueue_count(&store, count).await;
-                while ran.load(Ordering::Relaxed) < count as u64 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                // The last completions are being recorded.
-                while store.unfinished().await.expect("the store answers") > 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                let rate = count as f64 / start.elapsed().as_secs_f64();
-                running.shutdown(Duration::from_secs(5)).await;
+                let rate = trivial_jobs_rate(&store, workers, count).await;
                 kind.remove(made).await;
                 rate
             });
@@ -1272,6 +1251,36 @@ fn jobs(report: &mut String) {
         .map(|(t, m, met)| (t.as_str(), m.clone(), *met))
         .collect();
     targets(report, &rows);
+}
+
+/// Jobs per second through `store`: `workers` jobs at once run `count`
+/// trivial jobs while [`PRODUCERS`] tasks enqueue them, from the first
+/// enqueue until the store has recorded the last completion.
+async fn trivial_jobs_rate(store: &lanes::jobs::Store, workers: usize, count: usize) -> f64 {
+    use lanes::jobs::{JobContext, Registry, WorkerConfig, Workers};
+
+    // Counted in process: polling the store's count would load the very
+    // database being measured.
+    let ran = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = ran.clone();
+    let registry = Registry::new().register("trivial", move |_: JobContext, (): ()| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok::<_, String>(()) }
+    });
+    let config = WorkerConfig::default().concurrency(workers);
+    let running = Workers::start(store.clone(), registry, config).expect("the workers start");
+    let start = Instant::now();
+    enqueue_count(store, count).await;
+    while ran.load(Ordering::Relaxed) < count as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The last completions are being recorded.
+    while store.unfinished().await.expect("the store answers") > 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    running.shutdown(Duration::from_secs(5)).await;
+    rate
 }
 
 /// Enqueues per second from `tasks` tasks that enqueue one job after
