@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use lanes::jobs::{
-    Cancelled, Finish, JobContext, JobState, Lease, NewJob, NextClaim, Registry, Store, StoreError,
-    Workers,
+    Cancelled, Finish, JobContext, JobId, JobQuery, JobState, Lease, NewJob, NextClaim, Registry,
+    Retried, Store, StoreError, Workers,
 };
 use lanes_tests::stores::{Backend, Memory, Postgres, Sqlite};
 use serde_json::json;
@@ -123,6 +123,67 @@ async fn a_postgres_batch_that_fails_answers_every_write() {
         .unwrap();
 }
 
+/// The job table and its claim index as lanes made them before priorities.
+const TABLE_BEFORE_PRIORITIES: &str = "CREATE TABLE lanes_jobs (id TEXT PRIMARY KEY, \
+     kind TEXT NOT NULL, queue TEXT NOT NULL, state TEXT NOT NULL, payload TEXT NOT NULL, \
+     attempts BIGINT NOT NULL, max_attempts BIGINT NOT NULL, timeout_ms BIGINT NOT NULL, \
+     run_at BIGINT NOT NULL, lease_until BIGINT, worker TEXT, progress BIGINT NOT NULL, \
+     message TEXT, error TEXT, result TEXT, cancel_requested BIGINT NOT NULL, \
+     idempotency_key TEXT UNIQUE, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, \
+     finished_at BIGINT); \
+     CREATE INDEX lanes_jobs_due ON lanes_jobs (queue, run_at) WHERE state IN ('queued', 'failed'); \
+     INSERT INTO lanes_jobs VALUES ('5f0c6ab4-8e8f-4d36-9d4e-6d3c1b0f2a11', 'mail', 'default', \
+     'queued', '1', 0, 3, 300000, 0, NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0, NULL);";
+
+/// A store opened on the tables of an earlier version adds the priority
+/// column and its index, and keeps the jobs it finds.
+async fn an_earlier_store_gains_priorities(store: &Store) {
+    let old: JobId = "5f0c6ab4-8e8f-4d36-9d4e-6d3c1b0f2a11".parse().unwrap();
+    assert_eq!(store.get(old).await.unwrap().unwrap().priority, 0);
+    let urgent = store
+        .enqueue(NewJob::new("mail", json!(2)).priority(1))
+        .await
+        .unwrap();
+    assert_eq!(claim_one(store, "default").await, Some(urgent));
+    assert_eq!(claim_one(store, "default").await, Some(old));
+}
+
+#[tokio::test]
+async fn a_sqlite_store_made_before_priorities_gains_them() {
+    let path =
+        std::env::temp_dir().join(format!("{}.db", lanes_tests::stores::unique("lanes_old")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(TABLE_BEFORE_PRIORITIES)
+        .unwrap();
+    an_earlier_store_gains_priorities(&Store::sqlite(&path).await.unwrap()).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_store_made_before_priorities_gains_them() {
+    use sqlx::Connection;
+    let Some(url) = lanes_tests::database_url("the PostgreSQL job-store suite") else {
+        return;
+    };
+    let schema = lanes_tests::test_schema();
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    // The schema's name is the test's own: letters, digits and `_`.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema}; SET search_path TO {schema}; {TABLE_BEFORE_PRIORITIES}"
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    an_earlier_store_gains_priorities(&Store::postgres(&url, &schema).await.unwrap()).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_full_memory_store_refuses_with_an_error() {
     let store = Store::memory(2);
@@ -182,6 +243,9 @@ async fn suite(backend: &impl Backend) {
     runs_and_keeps_the_result(&backend.fresh().await).await;
     retries_after_a_failure_then_dies(&backend.fresh().await).await;
     an_idempotency_key_returns_the_first_job(&backend.fresh().await).await;
+    higher_priorities_are_claimed_first(&backend.fresh().await).await;
+    pages_hold_every_job_once_while_jobs_are_added(&backend.fresh().await).await;
+    a_dead_job_retried_runs_again_and_can_succeed(&backend.fresh().await).await;
     concurrent_writes_each_get_their_own_answer(&backend.fresh().await).await;
     a_finish_claims_the_next_job_in_the_same_call(&backend.fresh().await).await;
     finishes_made_at_once_claim_distinct_jobs(&backend.fresh().await).await;
@@ -331,6 +395,195 @@ async fn an_idempotency_key_returns_the_first_job(store: &Store) {
     let claimed = store.claim("default", "w", LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].payload, json!(1));
+}
+
+/// The id of the one job a claim of `limit` 1 on `queue` takes, if any.
+async fn claim_one(store: &Store, queue: &str) -> Option<JobId> {
+    let claimed = store.claim(queue, "w", LEASE, 1).await.unwrap();
+    assert!(claimed.len() <= 1);
+    claimed.first().map(|job| job.id)
+}
+
+async fn higher_priorities_are_claimed_first(store: &Store) {
+    let enqueue =
+        |priority: i16| store.enqueue(NewJob::new("mail", json!(priority)).priority(priority));
+    let low = enqueue(0).await.unwrap();
+    let high = enqueue(5).await.unwrap();
+    let urgent_later = store
+        .enqueue(
+            NewJob::new("mail", json!("later"))
+                .priority(9)
+                .run_after(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let middle = enqueue(1).await.unwrap();
+    let below = enqueue(-3).await.unwrap();
+    assert_eq!(store.get(high).await.unwrap().unwrap().priority, 5);
+
+    assert_eq!(claim_one(store, "default").await, Some(high));
+    // A finish's claim takes the next by priority too (PostgreSQL fuses
+    // the two in one statement).
+    let (_, next) = store
+        .finish_and_claim(
+            high,
+            "w",
+            Finish::Succeeded(None),
+            NextClaim::new("default", "w", LEASE, 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|job| job.id).collect::<Vec<_>>(), [middle]);
+    assert_eq!(claim_one(store, "default").await, Some(low));
+    assert_eq!(claim_one(store, "default").await, Some(below));
+    // The urgent job is not due: a priority never runs a job early.
+    assert_eq!(claim_one(store, "default").await, None);
+    assert_eq!(
+        store.get(urgent_later).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+}
+
+/// Pages are cut by (creation time, id): paging while jobs are added shows
+/// every job that was there once, newest first, and filters hold.
+async fn pages_hold_every_job_once_while_jobs_are_added(store: &Store) {
+    let mut there = Vec::new();
+    for n in 0..25 {
+        let kind = if n % 2 == 0 { "even" } else { "odd" };
+        let queue = if n % 5 == 0 { "fifths" } else { "default" };
+        there.push(
+            store
+                .enqueue(NewJob::new(kind, json!(n)).queue(queue))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut query = JobQuery::new().limit(10);
+    let mut pages = 0;
+    loop {
+        let page = store.list(&query).await.unwrap();
+        pages += 1;
+        assert!(page.jobs.len() <= 10);
+        seen.extend(page.jobs.iter().map(|job| {
+            let millis = job
+                .created_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap();
+            (millis.as_millis(), job.id)
+        }));
+        // Added while paging: newer than every page's jobs.
+        store
+            .enqueue(NewJob::new("meanwhile", json!(pages)))
+            .await
+            .unwrap();
+        let Some(next) = page.next else { break };
+        query = query.after(next);
+    }
+    let ids: Vec<JobId> = seen.iter().map(|(_, id)| *id).collect();
+    let distinct: HashSet<JobId> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "a job was listed twice");
+    for id in &there {
+        assert!(distinct.contains(id), "job {id} was never listed");
+    }
+    let mut newest_first = seen.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        seen.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        newest_first.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        "pages are newest first"
+    );
+    assert!(pages >= 3, "25 jobs by 10 take three pages, not {pages}");
+
+    let odd_fifths = store
+        .list(&JobQuery::new().queue("fifths").kind("odd"))
+        .await
+        .unwrap();
+    assert_eq!(odd_fifths.jobs.len(), 2, "jobs 5 and 15");
+    assert!(odd_fifths.next.is_none());
+    let id = claim_one(store, "fifths").await.unwrap();
+    store
+        .finish(id, "w", Finish::Dead { error: "no".into() })
+        .await
+        .unwrap();
+    let dead = store
+        .list(&JobQuery::new().state(JobState::Dead))
+        .await
+        .unwrap();
+    assert_eq!(dead.jobs.iter().map(|job| job.id).collect::<Vec<_>>(), [id]);
+}
+
+async fn a_dead_job_retried_runs_again_and_can_succeed(store: &Store) {
+    let id = store
+        .enqueue(NewJob::new("charge", json!(1)).max_attempts(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.retry(id).await.unwrap(),
+        Some(Retried::Refused(JobState::Queued))
+    );
+    claim_one(store, "default").await.unwrap();
+    store
+        .finish(
+            id,
+            "w",
+            Finish::Dead {
+                error: "card declined".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished().await.unwrap(), 0);
+
+    assert_eq!(store.retry(id).await.unwrap(), Some(Retried::Queued));
+    let queued = store.get(id).await.unwrap().unwrap();
+    assert_eq!((queued.state, queued.attempts), (JobState::Queued, 0));
+    assert_eq!(queued.finished_at, None);
+    assert_eq!(queued.error.as_deref(), Some("card declined"), "kept");
+    assert_eq!(store.unfinished().await.unwrap(), 1);
+
+    let again = store.claim("default", "w2", LEASE, 1).await.unwrap();
+    assert_eq!((again[0].id, again[0].attempt), (id, 1));
+    assert!(
+        store
+            .finish(id, "w2", Finish::Succeeded(Some(json!("paid"))))
+            .await
+            .unwrap()
+    );
+    let done = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.result),
+        (JobState::Succeeded, Some(json!("paid")))
+    );
+    assert_eq!(
+        store.retry(id).await.unwrap(),
+        Some(Retried::Refused(JobState::Succeeded))
+    );
+
+    // A failed job waiting for its retry runs now, with its attempts left.
+    let failed = store
+        .enqueue(NewJob::new("charge", json!(2)).max_attempts(3))
+        .await
+        .unwrap();
+    claim_one(store, "default").await.unwrap();
+    store
+        .finish(
+            failed,
+            "w",
+            Finish::Retry {
+                error: "timeout".into(),
+                at: SystemTime::now() + Duration::from_secs(3600),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(claim_one(store, "default").await, None);
+    assert_eq!(store.retry(failed).await.unwrap(), Some(Retried::Queued));
+    let claimed = store.claim("default", "w", LEASE, 1).await.unwrap();
+    assert_eq!((claimed[0].id, claimed[0].attempt), (failed, 2));
+
+    let unknown: JobId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
+    assert_eq!(store.retry(unknown).await.unwrap(), None);
 }
 
 /// The SQL stores write concurrent enqueues and finishes together, one

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use lanes::jobs::{
-    Accepted, Bound, Durability, Finish, JobState, NewJob, Store, StoreError, StoreOptions,
+    Accepted, Bound, Durability, Finish, JobState, NewJob, Retried, Store, StoreError, StoreOptions,
 };
 use lanes_tests::stores::{Backend, Memory, Postgres, Sqlite};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -46,6 +46,7 @@ async fn suite<B: Backend>(make: impl Fn() -> B, store: &str) {
     past_the_store_bound_an_enqueue_is_refused(&make(), store).await;
     past_a_queue_bound_an_enqueue_is_refused(&make(), store).await;
     an_idempotent_repeat_is_never_refused(&make()).await;
+    a_dead_job_retried_takes_a_place_again(&make(), store).await;
     a_handler_answers_503_with_retry_after(&make()).await;
     concurrent_enqueues_stay_within_the_store_bound(&make()).await;
     concurrent_enqueues_stay_within_a_queue_bound(&make(), store).await;
@@ -142,6 +143,51 @@ async fn past_the_store_bound_an_enqueue_is_refused(backend: &impl Backend, stor
     store.enqueue(job(&queue)).await.unwrap();
     assert_eq!(store.unfinished().await.unwrap(), 3);
     assert_eq!(refused(&queue), before + 3);
+}
+
+/// A retry makes a dead job unfinished again: past the queue's bound it is
+/// refused as an enqueue is, and once retried it holds its place, which
+/// the next enqueue sees (the SQL stores' counts take it into account).
+async fn a_dead_job_retried_takes_a_place_again(backend: &impl Backend, store_name: &str) {
+    metrics();
+    let queue = format!("retries_{store_name}");
+    let store = backend
+        .fresh_with(StoreOptions::new().queue_max_unfinished(&queue, 2))
+        .await;
+    let dead = store.enqueue(job(&queue).max_attempts(1)).await.unwrap();
+    store.claim(&queue, "w", LEASE, 1).await.unwrap();
+    store
+        .finish(dead, "w", Finish::Dead { error: "no".into() })
+        .await
+        .unwrap();
+    let waiting = store.enqueue(job(&queue)).await.unwrap();
+    store.enqueue(job(&queue)).await.unwrap();
+    let before = refused(&queue);
+    assert!(
+        matches!(
+            store.retry(dead).await,
+            Err(StoreError::Full {
+                bound: Bound::Queue(_),
+                limit: 2
+            })
+        ),
+        "the queue holds its bound"
+    );
+    assert_eq!(refused(&queue), before + 1, "the refusal is counted");
+    assert_eq!(
+        store.get(dead).await.unwrap().unwrap().state,
+        JobState::Dead
+    );
+
+    store.cancel(waiting).await.unwrap();
+    assert_eq!(store.retry(dead).await.unwrap(), Some(Retried::Queued));
+    assert!(
+        matches!(
+            store.enqueue(job(&queue)).await,
+            Err(StoreError::Full { .. })
+        ),
+        "the retried job holds the place the cancelled one left"
+    );
 }
 
 async fn past_a_queue_bound_an_enqueue_is_refused(backend: &impl Backend, store_name: &str) {

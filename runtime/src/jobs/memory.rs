@@ -1,15 +1,25 @@
 //! The in-memory store: bounded, for tests and for jobs that may be lost.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
 use super::{
-    Claimed, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobState, Lease, NewJob, NextClaim,
-    StoreError, StoreOptions, millis,
+    Claimed, Cursor, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobPage, JobQuery, JobState,
+    Lease, NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
 };
+
+/// A waiting job's place in its queue: higher priorities first, then by
+/// due time.
+type Waiting = (Reverse<i16>, i64, JobId);
+
+fn waiting(job: &Job) -> Waiting {
+    (Reverse(job.priority), millis::from(job.run_at), job.id)
+}
 
 #[derive(Clone, Debug)]
 pub(super) struct MemoryStore {
@@ -23,8 +33,9 @@ struct Inner {
     /// How many finished jobs are kept.
     capacity: usize,
     jobs: HashMap<JobId, Entry>,
-    /// Per queue, the waiting jobs (queued or failed) by due time.
-    due: HashMap<String, BTreeSet<(i64, JobId)>>,
+    /// Per queue, the waiting jobs (queued or failed) by priority and
+    /// due time.
+    due: HashMap<String, BTreeSet<Waiting>>,
     /// The running jobs by lease end.
     leases: BTreeSet<(i64, JobId)>,
     keys: HashMap<String, JobId>,
@@ -106,12 +117,13 @@ impl MemoryStore {
             updated_at: now,
             run_at,
             finished_at: None,
+            priority: new.priority,
         };
         inner
             .due
             .entry(job.queue.clone())
             .or_default()
-            .insert((millis::from(run_at), id));
+            .insert(waiting(&job));
         if let Some(key) = &new.idempotency_key {
             inner.keys.insert(key.clone(), id);
         }
@@ -172,17 +184,23 @@ impl MemoryStore {
                 claimed.push(inner.start(id, worker, lease_until));
             }
         }
+        let mut from = Bound::Unbounded;
         while claimed.len() < limit {
             let Some(waiting) = inner.due.get_mut(queue) else {
                 break;
             };
-            let Some(&(due, id)) = waiting.first() else {
+            let Some(&(priority, due, id)) = waiting.range((from, Bound::Unbounded)).next() else {
                 break;
             };
             if due > now {
-                break;
+                // None of this priority is due: on to the next one down.
+                let Some(lower) = priority.0.checked_sub(1) else {
+                    break;
+                };
+                from = Bound::Included((Reverse(lower), i64::MIN, JobId(uuid::Uuid::nil())));
+                continue;
             }
-            waiting.remove(&(due, id));
+            waiting.remove(&(priority, due, id));
             claimed.push(inner.start(id, worker, lease_until));
         }
         claimed
@@ -264,7 +282,7 @@ impl MemoryStore {
         let entry = inner.jobs.get_mut(&id)?;
         match entry.job.state {
             JobState::Queued | JobState::Failed => {
-                let key = (millis::from(entry.job.run_at), id);
+                let key = waiting(&entry.job);
                 let queue = entry.job.queue.clone();
                 if let Some(waiting) = inner.due.get_mut(&queue) {
                     waiting.remove(&key);
@@ -288,6 +306,60 @@ impl MemoryStore {
     pub(super) fn get(&self, id: JobId) -> Option<Job> {
         self.lock().jobs.get(&id).map(|entry| entry.job.clone())
     }
+
+    pub(super) fn list(&self, query: &JobQuery) -> JobPage {
+        let inner = self.lock();
+        let mut newest_first: Vec<&Job> = inner
+            .jobs
+            .values()
+            .map(|entry| &entry.job)
+            .filter(|job| query.matches(job))
+            .filter(|job| query.after.is_none_or(|after| Cursor::of(job) < after))
+            .collect();
+        newest_first.sort_unstable_by_key(|job| Reverse(Cursor::of(job)));
+        newest_first.truncate(query.limit + 1);
+        query.page(newest_first.into_iter().cloned().collect())
+    }
+
+    pub(super) fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.jobs.get(&id) else {
+            return Ok(None);
+        };
+        let (state, queue) = (entry.job.state, entry.job.queue.clone());
+        match state {
+            JobState::Failed => {
+                let key = waiting(&entry.job);
+                if let Some(waiting) = inner.due.get_mut(&queue) {
+                    waiting.remove(&key);
+                }
+            }
+            JobState::Dead => {
+                let in_queue = inner.unfinished_in.get(&queue).copied().unwrap_or(0);
+                if let Some(refused) =
+                    inner
+                        .options
+                        .refusal(&queue, inner.unfinished as u64, in_queue)
+                {
+                    return Err(refused);
+                }
+                inner.unfinished += 1;
+                if inner.options.bounds_queue(&queue) {
+                    *inner.unfinished_in.entry(queue).or_default() += 1;
+                }
+                // No longer among the finished, which are forgotten first.
+                inner.finished.retain(|finished| *finished != id);
+                let job = &mut inner.jobs.get_mut(&id).expect("checked above").job;
+                job.attempts = 0;
+                job.finished_at = None;
+            }
+            state => return Ok(Some(Retried::Refused(state))),
+        }
+        inner.wait_again(id, JobState::Queued, SystemTime::now());
+        drop(inner);
+        self.enqueued.send_modify(|count| *count += 1);
+        Ok(Some(Retried::Queued))
+    }
 }
 
 impl Entry {
@@ -305,11 +377,8 @@ impl Inner {
         entry.job.run_at = at;
         entry.job.updated_at = SystemTime::now();
         entry.worker = None;
-        let queue = entry.job.queue.clone();
-        self.due
-            .entry(queue)
-            .or_default()
-            .insert((millis::from(at), id));
+        let (queue, key) = (entry.job.queue.clone(), waiting(&entry.job));
+        self.due.entry(queue).or_default().insert(key);
     }
 
     /// Hands a waiting (or lease-expired) job to `worker`.

@@ -41,6 +41,7 @@ pub(crate) mod kind;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod query;
 mod routes;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -48,7 +49,8 @@ pub(crate) mod state;
 mod worker;
 
 pub use kind::Enqueue;
-pub use routes::{Accepted, router};
+pub use query::{BadCursor, Cursor, JobPage, JobQuery, MOST_JOBS_LISTED, Retried};
+pub use routes::{Accepted, admin_router, router};
 pub use state::{StartError, WorkerState};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
@@ -156,6 +158,9 @@ pub struct NewJob {
     pub run_at: Option<SystemTime>,
     /// A repeated enqueue with the same key returns the first job's id.
     pub idempotency_key: Option<String>,
+    /// Among the due jobs of its queue, a higher priority is claimed
+    /// first; equal priorities in the order they became due. Default: 0.
+    pub priority: i16,
 }
 
 impl NewJob {
@@ -168,6 +173,7 @@ impl NewJob {
             timeout: Duration::from_secs(300),
             run_at: None,
             idempotency_key: None,
+            priority: 0,
         }
     }
 
@@ -199,6 +205,13 @@ impl NewJob {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// See [`NewJob::priority`](struct.NewJob.html#structfield.priority):
+    /// higher runs first within the queue.
+    pub fn priority(mut self, priority: i16) -> NewJob {
+        self.priority = priority;
+        self
+    }
 }
 
 /// What a job's status shows. Its arguments are not part of it.
@@ -228,6 +241,8 @@ pub struct Job {
     pub run_at: SystemTime,
     #[serde(serialize_with = "millis::serialize_option")]
     pub finished_at: Option<SystemTime>,
+    /// Higher is claimed first within its queue ([`NewJob::priority`]).
+    pub priority: i16,
 }
 
 /// A job handed to a worker.
@@ -292,9 +307,11 @@ pub enum Finish {
     Cancelled,
 }
 
-/// The tables and indexes of the SQL stores.
+/// The tables of the SQL stores. Each store then adds the columns that
+/// tables made by an earlier version lack ([`ADDED_COLUMNS`]), and the
+/// indexes ([`INDEXES`]), which may read them.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-const SCHEMA: [&str; 4] = [
+const TABLES: [&str; 2] = [
     "CREATE TABLE IF NOT EXISTS lanes_jobs (
         id TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -315,23 +332,47 @@ const SCHEMA: [&str; 4] = [
         idempotency_key TEXT UNIQUE,
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
-        finished_at BIGINT
+        finished_at BIGINT,
+        priority BIGINT NOT NULL DEFAULT 0
     )",
-    // Partial indexes, so that a claim reads the next due jobs of its queue
-    // in order instead of sorting every waiting one.
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_due ON lanes_jobs (queue, run_at) \
-     WHERE state IN ('queued', 'failed')",
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until) \
-     WHERE state = 'running'",
     // How many jobs bounded enqueues have added to each queue, ever: see
     // the stores' `Counted`.
     "CREATE TABLE IF NOT EXISTS lanes_jobs_added (queue TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
 ];
 
+/// Columns added to `lanes_jobs` since its first version, with their
+/// definitions, for a store to add where they are missing.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const ADDED_COLUMNS: [(&str, &str); 1] = [("priority", "BIGINT NOT NULL DEFAULT 0")];
+
+/// The indexes both SQL stores keep.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const INDEXES: [&str; 3] = [
+    // Partial indexes, so that a claim reads the next due jobs of its queue
+    // in order instead of sorting every waiting one: by priority, then due
+    // time (a claim skips a priority's jobs that are not due yet).
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_waiting ON lanes_jobs (queue, priority DESC, run_at) \
+     WHERE state IN ('queued', 'failed')",
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_leases ON lanes_jobs (queue, lease_until) \
+     WHERE state = 'running'",
+    // Replaced by `lanes_jobs_waiting`, which orders by priority too.
+    "DROP INDEX IF EXISTS lanes_jobs_due",
+];
+
 /// The columns of a job's status, in [`Job`]'s order.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 const JOB_COLUMNS: &str = "id, kind, queue, state, attempts, max_attempts, progress, message, \
-     error, result, cancel_requested, created_at, updated_at, run_at, finished_at";
+     error, result, cancel_requested, created_at, updated_at, run_at, finished_at, priority";
+
+/// A retry of a dead or failed job ([`Store::retry`]), at `$1` (ms): due
+/// now, a dead one with all its attempts again, its last error kept until
+/// its next attempt ends. SQLite reads `$1` and `$2` as its first and
+/// second parameters (named ones are numbered as they first appear).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const RETRY: &str = "UPDATE lanes_jobs SET state = 'queued', \
+     attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END, run_at = $1, updated_at = $1, \
+     finished_at = NULL, progress = 0, message = NULL, cancel_requested = 0 \
+     WHERE id = $2 AND state IN ('dead', 'failed')";
 
 /// How a [`Finish`] is kept in a SQL store's row.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -845,6 +886,36 @@ impl Store {
             memory(store) => Ok(store.get(id)),
             sql(store) => store.get(id),
         )
+    }
+
+    /// A page of the jobs that match `query`, newest first; pass its
+    /// `next` as the next query's [`after`](JobQuery::after) for the page
+    /// that follows. The SQL stores read it through an index of creation
+    /// times, so a page costs the same deep in a long history as on top.
+    pub async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        on_store!(
+            self,
+            memory(store) => Ok(store.list(query)),
+            sql(store) => store.list(query),
+        )
+    }
+
+    /// Runs a dead or failed job again, now: see [`Retried`]; `None` if
+    /// there is no such job. A dead job becomes unfinished again, so the
+    /// store's bounds apply as to an enqueue ([`StoreError::Full`]), and
+    /// the retry is as durable as an enqueue.
+    pub async fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {
+        let retried = on_store!(
+            self,
+            memory(store) => store.retry(id),
+            sql(store) => store.retry(id),
+        );
+        if let Err(StoreError::Full { .. }) = &retried
+            && let Ok(Some(job)) = self.get(id).await
+        {
+            count_refusal(&job.queue);
+        }
+        retried
     }
 
     /// Wakeups for a worker whose claim came back empty: each job enqueued

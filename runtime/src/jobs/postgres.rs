@@ -13,14 +13,16 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::sync::{OnceCell, watch};
 
 use super::batch::{Batcher, GroupWrite};
+use super::query::{PageValue, page_statement};
 use super::{
-    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobState, Lease, NewJob, NextClaim,
-    StoreError, StoreOptions, millis,
+    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobPage, JobQuery, JobState, Lease,
+    NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
 };
 
 #[derive(Clone, Debug)]
 pub(super) struct PostgresStore {
     db: Database,
+    options: Arc<StoreOptions>,
     /// Enqueues and finishes, each kind gathered into one statement.
     inserts: Arc<Batcher<Insert>>,
     endings: Arc<Batcher<Ending>>,
@@ -49,6 +51,11 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// in one index, for the bound's count.
 const UNFINISHED_INDEX: &str = "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs \
      (state) WHERE state IN ('queued', 'running', 'failed')";
+
+/// Pages of jobs walk this index ([`Store::list`](super::Store::list)); ids
+/// sort by bytes, as [`JobId`]s do, whatever the database's collation.
+const CREATED_INDEX: &str = "CREATE INDEX IF NOT EXISTS lanes_jobs_created ON lanes_jobs \
+     (created_at, id COLLATE \"C\")";
 
 fn database(error: sqlx::Error) -> StoreError {
     StoreError::Database(error.to_string())
@@ -122,16 +129,31 @@ impl PostgresStore {
     }
 
     async fn ready(db: Database, options: StoreOptions) -> Result<PostgresStore, StoreError> {
-        for statement in super::SCHEMA.into_iter().chain([UNFINISHED_INDEX]) {
-            sqlx::query(statement)
+        let added_columns = super::ADDED_COLUMNS.map(|(column, definition)| {
+            format!("ALTER TABLE lanes_jobs ADD COLUMN IF NOT EXISTS {column} {definition}")
+        });
+        let statements = super::TABLES
+            .into_iter()
+            .map(str::to_owned)
+            .chain(added_columns)
+            .chain(
+                super::INDEXES
+                    .into_iter()
+                    .chain([UNFINISHED_INDEX, CREATED_INDEX])
+                    .map(str::to_owned),
+            );
+        for statement in statements {
+            sqlx::query(built(&statement))
                 .execute(&db.pool)
                 .await
                 .map_err(database)?;
         }
+        let options = Arc::new(options);
         Ok(PostgresStore {
+            options: options.clone(),
             inserts: Arc::new(Batcher::new(Enqueues {
                 db: db.clone(),
-                options: Arc::new(options),
+                options,
                 counted: Arc::default(),
             })),
             endings: Arc::new(Batcher::new(db.clone())),
@@ -193,7 +215,7 @@ impl PostgresStore {
             ", run_at = lease_until",
         );
         let ready = (
-            "state IN ('queued', 'failed') AND run_at <= $3 ORDER BY run_at",
+            "state IN ('queued', 'failed') AND run_at <= $3 ORDER BY priority DESC, run_at",
             "",
         );
         let mut rows = Vec::new();
@@ -374,6 +396,71 @@ impl PostgresStore {
         row.map(|row| job(&row)).transpose()
     }
 
+    pub(super) async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let (sql, values) = page_statement(query, |n| format!("${n}"), "id COLLATE \"C\"");
+        let mut statement = sqlx::query(AssertSqlSafe(sql));
+        for value in values {
+            statement = match value {
+                PageValue::Text(text) => statement.bind(text),
+                PageValue::Integer(n) => statement.bind(n),
+            };
+        }
+        let rows = statement.fetch_all(&self.db.pool).await.map_err(database)?;
+        Ok(query.page(rows.iter().map(job).collect::<Result<_, _>>()?))
+    }
+
+    /// In one transaction that holds the job's row; a dead job's is also
+    /// counted against the bounds under the lock bounded enqueues take.
+    pub(super) async fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {
+        use sqlx::Connection as _;
+
+        let id = id.to_string();
+        let mut connection = self.db.pool.acquire().await.map_err(database)?;
+        let mut transaction = connection.begin().await.map_err(database)?;
+        // Before the row's lock, in the order bounded enqueues take them.
+        let bounded =
+            self.options.max_unfinished.is_some() || !self.options.queue_max_unfinished.is_empty();
+        if bounded {
+            lock_bounds(&self.db, &mut transaction).await?;
+        }
+        let Some(row) = sqlx::query("SELECT state, queue FROM lanes_jobs WHERE id = $1 FOR UPDATE")
+            .bind(&id)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(database)?
+        else {
+            return Ok(None);
+        };
+        let queue: String = get(&row, "queue")?;
+        match JobState::parse(&get::<String>(&row, "state")?)? {
+            JobState::Dead => {
+                if bounded
+                    && let Some(refused) =
+                        refuse_revival(&self.options, &mut transaction, &queue).await?
+                {
+                    return Err(refused);
+                }
+            }
+            JobState::Failed => {}
+            state => return Ok(Some(Retried::Refused(state))),
+        }
+        sqlx::query(super::RETRY)
+            .bind(millis::now())
+            .bind(&id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(database)?;
+        sqlx::query("SELECT pg_notify($1, $2)::text AS notified")
+            .bind(&self.db.notify.1)
+            .bind(&queue)
+            .execute(&mut *transaction)
+            .await
+            .map_err(database)?;
+        transaction.commit().await.map_err(database)?;
+        self.enqueued.send_modify(|count| *count += 1);
+        Ok(Some(Retried::Queued))
+    }
+
     pub(super) async fn wakeups(&self) -> Result<watch::Receiver<u64>, StoreError> {
         let (url, channel) = &self.db.notify;
         self.listening
@@ -478,12 +565,7 @@ async fn write_batch(
         return Ok(ids.into_iter().map(Ok).collect());
     }
     let mut transaction = connection.begin().await.map_err(database)?;
-    // The channel is the schema's: one lock per store.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
-        .bind(&db.notify.1)
-        .execute(&mut *transaction)
-        .await
-        .map_err(database)?;
+    lock_bounds(db, &mut transaction).await?;
     let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
     let admitted: Vec<&Insert> = inserts
         .iter()
@@ -563,15 +645,7 @@ async fn admit(
     if let Some(limit) = options.max_unfinished {
         in_store = match at_most(counted.store, added_to_all, limit) {
             Some(at_most) => at_most,
-            None => {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
-                )
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(database)?;
-                get(&row, "unfinished")?
-            }
+            None => unfinished(&mut *connection, None).await?,
         };
     }
     let mut in_queue: HashMap<&str, i64> = HashMap::new();
@@ -586,16 +660,7 @@ async fn admit(
         let added_now = added.get(queue).copied().unwrap_or(0);
         let unfinished = match at_most(counted.queues.get(queue).copied(), added_now, limit) {
             Some(at_most) => at_most,
-            None => {
-                // Through the two partial indexes claims use, as one count.
-                let row = sqlx::query("SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
-                     + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished")
-                .bind(queue)
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(database)?;
-                get(&row, "unfinished")?
-            }
+            None => unfinished(&mut *connection, Some(queue)).await?,
         };
         in_queue.insert(queue, unfinished);
     }
@@ -655,6 +720,71 @@ async fn admit(
     Ok((admissions, counted))
 }
 
+/// The unfinished jobs of the store, or of one queue.
+async fn unfinished(
+    connection: &mut sqlx::PgConnection,
+    queue: Option<&str>,
+) -> Result<i64, StoreError> {
+    let row = match queue {
+        None => sqlx::query(
+            "SELECT COUNT(*) AS unfinished FROM lanes_jobs WHERE state IN ('queued', 'running', 'failed')",
+        ),
+        // Through the two partial indexes claims use, as one count.
+        Some(queue) => sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state IN ('queued', 'failed')) \
+             + (SELECT COUNT(*) FROM lanes_jobs WHERE queue = $1 AND state = 'running') AS unfinished",
+        )
+        .bind(queue),
+    }
+    .fetch_one(connection)
+    .await
+    .map_err(database)?;
+    get(&row, "unfinished")
+}
+
+/// Takes the lock under which bounded enqueues count, for the rest of
+/// `connection`'s transaction.
+async fn lock_bounds(db: &Database, connection: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    // The channel is the schema's: one lock per store.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
+        .bind(&db.notify.1)
+        .execute(connection)
+        .await
+        .map_err(database)
+        .map(drop)
+}
+
+/// Whether the bounds refuse a dead job of `queue` coming back (a retry);
+/// else it is counted in `lanes_jobs_added` as an enqueue is. The caller
+/// holds [`lock_bounds`].
+async fn refuse_revival(
+    options: &StoreOptions,
+    connection: &mut sqlx::PgConnection,
+    queue: &str,
+) -> Result<Option<StoreError>, StoreError> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let in_store = match options.max_unfinished {
+        Some(_) => count(unfinished(&mut *connection, None).await?),
+        None => 0,
+    };
+    let in_queue = match options.bounds_queue(queue) {
+        true => count(unfinished(&mut *connection, Some(queue)).await?),
+        false => 0,
+    };
+    if let Some(refused) = options.refusal(queue, in_store, in_queue) {
+        return Ok(Some(refused));
+    }
+    sqlx::query(
+        "INSERT INTO lanes_jobs_added (queue, jobs) VALUES ($1, 1) \
+         ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + 1",
+    )
+    .bind(queue)
+    .execute(connection)
+    .await
+    .map_err(database)?;
+    Ok(None)
+}
+
 /// Adds `inserts` in one statement on `connection`; a job whose
 /// idempotency key was taken is answered with the first job's id.
 async fn add(
@@ -681,16 +811,18 @@ async fn add(
         columns.run_at.push(job.run_at.map_or(*now, millis::from));
         columns.key.push(job.idempotency_key.clone());
         columns.now.push(*now);
+        columns.priority.push(i64::from(job.priority));
     }
     let query = sqlx::query(
         "WITH inserted AS (INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, \
          max_attempts, timeout_ms, run_at, progress, cancel_requested, idempotency_key, \
-         created_at, updated_at) \
+         created_at, updated_at, priority) \
          SELECT id, kind, queue, 'queued', payload, 0, max_attempts, timeout_ms, run_at, 0, 0, \
-         idempotency_key, now, now \
+         idempotency_key, now, now, priority \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
-         $7::int8[], $8::text[], $9::int8[]) \
-         AS j(id, kind, queue, payload, max_attempts, timeout_ms, run_at, idempotency_key, now) \
+         $7::int8[], $8::text[], $9::int8[], $11::int8[]) \
+         AS j(id, kind, queue, payload, max_attempts, timeout_ms, run_at, idempotency_key, now, \
+         priority) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, queue) \
          SELECT id, pg_notify($10, queue)::text AS notified FROM inserted",
     )
@@ -703,7 +835,8 @@ async fn add(
     .bind(columns.run_at)
     .bind(columns.key)
     .bind(columns.now)
-    .bind(&db.notify.1);
+    .bind(&db.notify.1)
+    .bind(columns.priority);
     let added = returned_ids(query, &mut *connection).await?;
     let mut ids = Vec::with_capacity(inserts.len());
     for insert in inserts {
@@ -734,6 +867,7 @@ struct InsertColumns {
     run_at: Vec<i64>,
     key: Vec<Option<String>>,
     now: Vec<i64>,
+    priority: Vec<i64>,
 }
 
 /// How a worker's attempt ended, and the claim its freed slot makes,
@@ -767,12 +901,13 @@ const END_AND_CLAIM: &str = "\
         FROM UNNEST($9::text[], $10::text[], $11::int8[]) AS w(worker, queue, lease_until)), \
     due AS ( \
         SELECT picked.id, asked.queue, \
-            row_number() OVER (PARTITION BY asked.queue ORDER BY picked.run_at) AS n \
+            row_number() OVER (PARTITION BY asked.queue \
+                ORDER BY picked.priority DESC, picked.run_at) AS n \
         FROM (SELECT queue, count(*) AS jobs FROM wanted GROUP BY queue) AS asked \
         CROSS JOIN LATERAL ( \
-            SELECT id, run_at FROM lanes_jobs \
+            SELECT id, priority, run_at FROM lanes_jobs \
             WHERE queue = asked.queue AND state IN ('queued', 'failed') AND run_at <= $1 \
-            ORDER BY run_at LIMIT asked.jobs FOR UPDATE SKIP LOCKED) AS picked), \
+            ORDER BY priority DESC, run_at LIMIT asked.jobs FOR UPDATE SKIP LOCKED) AS picked), \
     claimed AS ( \
         UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
             worker = wanted.worker, lease_until = wanted.lease_until, updated_at = $1 \
@@ -987,5 +1122,7 @@ fn job(row: &PgRow) -> Result<Job, StoreError> {
         updated_at: time(row, "updated_at")?,
         run_at: time(row, "run_at")?,
         finished_at: get::<Option<i64>>(row, "finished_at")?.map(super::from_millis),
+        priority: i16::try_from(get::<i64>(row, "priority")?)
+            .map_err(|_| StoreError::Corrupt("column `priority` is out of range".to_owned()))?,
     })
 }

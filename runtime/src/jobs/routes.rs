@@ -1,18 +1,21 @@
 //! The `/jobs` routes: a job's status, its progress as server-sent events,
-//! and cancellation; and the `202 Accepted` answer of an enqueueing handler.
+//! and cancellation; the operator's listing and retry; and the
+//! `202 Accepted` answer of an enqueueing handler.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 
-use super::{Job, JobId, JobState, Store, StoreError};
+use super::{
+    Job, JobId, JobPage, JobQuery, JobState, MOST_JOBS_LISTED, Retried, Store, StoreError,
+};
 
 /// How often the event stream looks at the job: the store may be shared
 /// with other processes, so changes are read, not pushed.
@@ -34,9 +37,46 @@ pub fn router(store: Store) -> Router {
         .with_state(store)
 }
 
+/// `GET /jobs` (a page of jobs, newest first, as JSON `{"jobs": [...],
+/// "next": cursor or null}`; the query `queue`, `state`, `kind` filter it,
+/// `limit` sets its size, 1 to 500, default 50, and `after=<next>` asks for
+/// the page that follows) and `POST /jobs/{id}/retry` (runs a dead or
+/// failed job again now: `200` with its status, `409` in another state,
+/// `503` when the store is full, `404` for an unknown id).
+///
+/// These routes list every job's id, which makes every job's status and
+/// cancellation reachable to whoever reaches them: serve them only behind
+/// your own authentication, for instance with a middleware as a
+/// `route_layer`, as below. [`router`], by contrast, answers only to a
+/// caller who already holds a job's id (ids are random).
+///
+/// ```
+/// use axum::{extract::Request, http::StatusCode, middleware::{self, Next}, response::Response};
+///
+/// async fn operators_only(request: Request, next: Next) -> Result<Response, StatusCode> {
+///     let token = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+///     if token != Some("Bearer let-me-in") {
+///         return Err(StatusCode::UNAUTHORIZED);
+///     }
+///     Ok(next.run(request).await)
+/// }
+///
+/// let jobs = lanes::jobs::Store::memory(10_000);
+/// let app: axum::Router = axum::Router::new()
+///     .merge(lanes::jobs::router(jobs.clone()))
+///     .merge(lanes::jobs::admin_router(jobs).route_layer(middleware::from_fn(operators_only)));
+/// ```
+pub fn admin_router(store: Store) -> Router {
+    Router::new()
+        .route("/jobs", get(list))
+        .route("/jobs/{id}/retry", post(retry))
+        .with_state(store)
+}
+
 /// Why a `/jobs` request has no job to show.
 enum Refusal {
     NotFound,
+    BadRequest(String),
     Store(StoreError),
 }
 
@@ -50,6 +90,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::NotFound => (StatusCode::NOT_FOUND, "no such job\n").into_response(),
+            Refusal::BadRequest(why) => (StatusCode::BAD_REQUEST, why).into_response(),
             Refusal::Store(error) => error.into_response(),
         }
     }
@@ -78,6 +119,73 @@ async fn cancel(State(store): State<Store>, Path(id): Path<String>) -> Result<Re
         // cancelled once the body has stopped.
         JobState::Running => StatusCode::ACCEPTED,
         _ => StatusCode::CONFLICT,
+    };
+    Ok((status, Json(job)).into_response())
+}
+
+/// The query of `GET /jobs`; every value is read here, so that a wrong
+/// one is answered with what is wrong.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    queue: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl ListParams {
+    fn query(self) -> Result<JobQuery, Refusal> {
+        let bad = |why: String| Refusal::BadRequest(why + "\n");
+        let mut query = JobQuery::new();
+        query.queue = self.queue;
+        query.kind = self.kind;
+        if let Some(state) = self.state {
+            query.state = Some(JobState::parse(&state).map_err(|_| {
+                bad(format!(
+                    "unknown state `{state}`: queued, running, succeeded, failed, dead or cancelled"
+                ))
+            })?);
+        }
+        if let Some(limit) = self.limit {
+            query.limit = limit
+                .parse()
+                .ok()
+                .filter(|limit| (1..=MOST_JOBS_LISTED).contains(limit))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "`limit` must be from 1 to {MOST_JOBS_LISTED}, not `{limit}`"
+                    ))
+                })?;
+        }
+        if let Some(after) = self.after {
+            query.after = Some(after.parse().map_err(|e| bad(format!("`after`: {e}")))?);
+        }
+        Ok(query)
+    }
+}
+
+async fn list(
+    State(store): State<Store>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobPage>, Refusal> {
+    let Query(params) = params.map_err(|rejection| {
+        Refusal::BadRequest(format!(
+            "{}: the query takes queue, state, kind, limit and after\n",
+            rejection.body_text()
+        ))
+    })?;
+    Ok(Json(store.list(&params.query()?).await?))
+}
+
+async fn retry(State(store): State<Store>, Path(id): Path<String>) -> Result<Response, Refusal> {
+    let id = parse(&id)?;
+    let retried = store.retry(id).await?.ok_or(Refusal::NotFound)?;
+    let job = store.get(id).await?.ok_or(Refusal::NotFound)?;
+    let status = match retried {
+        Retried::Queued => StatusCode::OK,
+        Retried::Refused(_) => StatusCode::CONFLICT,
     };
     Ok((status, Json(job)).into_response())
 }

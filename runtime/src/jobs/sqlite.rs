@@ -26,9 +26,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::query::{PageValue, page_statement};
 use super::{
-    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobState, Lease, NewJob, NextClaim,
-    StoreError, StoreOptions, millis,
+    Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobPage, JobQuery, JobState, Lease,
+    NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
 };
 
 /// Calls waiting for the owner thread; past this, a caller awaits its turn.
@@ -44,6 +45,10 @@ const SWEEP_EVERY: i64 = 100;
 /// The unfinished jobs are counted through the due and lease indexes: a
 /// third index, kept at every change of state, cost more than it saved.
 const DROP_UNFINISHED_INDEX: &str = "DROP INDEX IF EXISTS lanes_jobs_unfinished";
+
+/// Pages of jobs walk this index ([`Store::list`](super::Store::list)).
+const CREATED_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS lanes_jobs_created ON lanes_jobs (created_at, id)";
 
 const CLAIMED_COLUMNS: &str =
     "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at";
@@ -299,6 +304,32 @@ impl SqliteStore {
         Ok(self.enqueued.subscribe())
     }
 
+    pub(super) async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let query = query.clone();
+        self.call(Write::Worker, move |owner| {
+            let (sql, values) = page_statement(&query, |n| format!("?{n}"), "id");
+            let values = values.into_iter().map(|value| match value {
+                PageValue::Text(text) => rusqlite::types::Value::Text(text),
+                PageValue::Integer(n) => rusqlite::types::Value::Integer(n),
+            });
+            let mut statement = owner.connection.prepare_cached(&sql).map_err(database)?;
+            let rows = statement
+                .query_map(rusqlite::params_from_iter(values), read_job)
+                .map_err(database)?;
+            let jobs = rows
+                .map(|row| row.map_err(database)?)
+                .collect::<Result<_, _>>()?;
+            Ok(query.page(jobs))
+        })
+        .await
+    }
+
+    /// Durable as an enqueue, and it wakes the workers as one does.
+    pub(super) async fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {
+        self.call(Write::Enqueue, move |owner| owner.retry(id))
+            .await
+    }
+
     pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.call(Write::Worker, move |owner| {
             owner
@@ -380,7 +411,29 @@ impl Owner {
                  PRAGMA wal_autocheckpoint = 0;",
             )
             .map_err(database)?;
-        for statement in super::SCHEMA.into_iter().chain([DROP_UNFINISHED_INDEX]) {
+        for statement in super::TABLES {
+            connection.execute_batch(statement).map_err(database)?;
+        }
+        for (column, definition) in super::ADDED_COLUMNS {
+            let missing = connection
+                .query_row(
+                    "SELECT COUNT(*) = 0 FROM pragma_table_info('lanes_jobs') WHERE name = ?1",
+                    [column],
+                    |row| row.get::<_, bool>(0),
+                )
+                .map_err(database)?;
+            if missing {
+                connection
+                    .execute_batch(&format!(
+                        "ALTER TABLE lanes_jobs ADD COLUMN {column} {definition}"
+                    ))
+                    .map_err(database)?;
+            }
+        }
+        for statement in super::INDEXES
+            .into_iter()
+            .chain([DROP_UNFINISHED_INDEX, CREATED_INDEX])
+        {
             connection.execute_batch(statement).map_err(database)?;
         }
         connection.set_prepared_statement_cache_capacity(64);
@@ -559,7 +612,8 @@ impl Owner {
             .prepare_cached(
                 "INSERT INTO lanes_jobs (id, kind, queue, state, payload, attempts, max_attempts, \
                  timeout_ms, run_at, progress, cancel_requested, idempotency_key, created_at, \
-                 updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, 0, 0, ?8, ?9, ?9)",
+                 updated_at, priority) \
+                 VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, 0, 0, ?8, ?9, ?9, ?10)",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -572,6 +626,7 @@ impl Owner {
                     job.run_at.map_or(now, millis::from),
                     job.idempotency_key,
                     now,
+                    job.priority,
                 ])
             })
             .map_err(database)?;
@@ -682,7 +737,8 @@ impl Owner {
         const READY: &str = "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
              worker = ?1, lease_until = ?2, updated_at = ?3 \
              WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = ?4 \
-             AND state IN ('queued', 'failed') AND run_at <= ?3 ORDER BY run_at LIMIT ?5) RETURNING ";
+             AND state IN ('queued', 'failed') AND run_at <= ?3 ORDER BY priority DESC, run_at LIMIT ?5) \
+             RETURNING ";
         let mut claimed = Vec::new();
         let statements: &[&str] = if sweep { &[EXPIRED, READY] } else { &[READY] };
         for statement in statements {
@@ -711,6 +767,35 @@ impl Owner {
             }
         }
         Ok(claimed)
+    }
+
+    fn retry(&mut self, id: JobId) -> Result<Option<Retried>, StoreError> {
+        let id = id.to_string();
+        let found: Option<(String, String)> = self
+            .connection
+            .prepare_cached("SELECT state, queue FROM lanes_jobs WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([&id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(database)?;
+        let Some((state, queue)) = found else {
+            return Ok(None);
+        };
+        match JobState::parse(&state)? {
+            JobState::Dead => {
+                // Unfinished again: counted against the bounds as an
+                // enqueue is, and added to `lanes_jobs_added`.
+                if let Some(refused) = self.refusal(&queue)? {
+                    return Err(refused);
+                }
+            }
+            JobState::Failed => {}
+            state => return Ok(Some(Retried::Refused(state))),
+        }
+        self.changed(super::RETRY, params![millis::now(), id])?;
+        Ok(Some(Retried::Queued))
     }
 
     fn finish(&mut self, id: JobId, worker: &str, how: Finish) -> Result<bool, StoreError> {
@@ -846,7 +931,7 @@ fn read_job(row: &Row) -> rusqlite::Result<Result<Job, StoreError>> {
     let (attempts, max_attempts, progress) =
         (count_of(row, 4)?, count_of(row, 5)?, count_of(row, 6)?);
     let cancel_requested = row.get::<_, i64>(10)? != 0;
-    let finished_at: Option<i64> = row.get(14)?;
+    let (finished_at, priority): (Option<i64>, i64) = (row.get(14)?, row.get(15)?);
     let (kind, queue, message, error) = (row.get(1)?, row.get(2)?, row.get(7)?, row.get(8)?);
     let (created_at, updated_at, run_at) =
         (time_of(row, 11)?, time_of(row, 12)?, time_of(row, 13)?);
@@ -870,6 +955,9 @@ fn read_job(row: &Row) -> rusqlite::Result<Result<Job, StoreError>> {
             updated_at,
             run_at,
             finished_at: finished_at.map(super::from_millis),
+            priority: i16::try_from(priority).map_err(|_| {
+                StoreError::Corrupt(format!("a priority is out of range: {priority}"))
+            })?,
         })
     })())
 }
