@@ -3,10 +3,19 @@
 //! that a spike between two scrapes is kept). A worker held by a blocking
 //! call, or every worker busy, shows up as lag.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const BEAT: Duration = Duration::from_millis(20);
+
+/// The seconds of lag history kept, for the dashboard's chart.
+const HISTORY_SECONDS: usize = 300;
+
+/// The worst lag of each of the last [`HISTORY_SECONDS`] seconds that had
+/// a beat, oldest first: (seconds since the Unix epoch, lag in ms).
+static HISTORY: Mutex<VecDeque<(u64, f64)>> = Mutex::new(VecDeque::new());
 
 /// Whether a heartbeat task is alive; it clears this when its runtime drops
 /// it, so the next runtime to call a lane fn starts its own.
@@ -17,6 +26,34 @@ static LAST_LAG_NANOS: AtomicU64 = AtomicU64::new(0);
 /// about 1 ms to any wake).
 pub(crate) fn last_lag() -> Duration {
     Duration::from_nanos(LAST_LAG_NANOS.load(Ordering::Relaxed))
+}
+
+/// The worst lag of each recent second, oldest first: (seconds since the
+/// Unix epoch, milliseconds). A spike between two looks is kept.
+pub(crate) fn lag_history() -> Vec<(u64, f64)> {
+    HISTORY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn remember(lag: Duration) {
+    let second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let lag_ms = lag.as_secs_f64() * 1e3;
+    let mut history = HISTORY.lock().unwrap_or_else(|e| e.into_inner());
+    match history.back_mut() {
+        Some((last, worst)) if *last == second => *worst = worst.max(lag_ms),
+        _ => {
+            history.push_back((second, lag_ms));
+            if history.len() > HISTORY_SECONDS {
+                history.pop_front();
+            }
+        }
+    }
 }
 
 /// Starts the heartbeat on the current tokio runtime, unless one runs.
@@ -50,5 +87,6 @@ async fn beat(_alive: Alive) {
             Ordering::Relaxed,
         );
         histogram.record(lag.as_secs_f64());
+        remember(lag);
     }
 }

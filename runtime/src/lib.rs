@@ -98,6 +98,7 @@
 
 mod clock;
 mod config;
+mod dashboard;
 mod detached;
 mod heartbeat;
 pub mod jobs;
@@ -116,6 +117,7 @@ mod watchdog;
 pub mod __private;
 
 pub use config::{Config, ConfigError, Quarantine};
+pub use dashboard::Dashboard;
 pub use lane::Lane;
 pub use shed::{Shed, ShedFuture, ShedLayer};
 pub use signal::shutdown_signal;

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::{
     Claimed, Cursor, DEFAULT_MAX_UNFINISHED, Finish, Job, JobId, JobPage, JobQuery, JobState,
-    Lease, NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
+    Lease, NewJob, NextClaim, QueueCounts, Retried, StoreError, StoreOptions, millis,
 };
 
 /// A waiting job's place in its queue: higher priorities first, then by
@@ -319,6 +319,29 @@ impl MemoryStore {
         newest_first.sort_unstable_by_key(|job| Reverse(Cursor::of(job)));
         newest_first.truncate(query.limit + 1);
         query.page(newest_first.into_iter().cloned().collect())
+    }
+
+    pub(super) fn counts(&self) -> Vec<QueueCounts> {
+        let inner = self.lock();
+        QueueCounts::from_rows(
+            inner
+                .jobs
+                .values()
+                .map(|entry| (entry.job.queue.clone(), entry.job.state, 1)),
+        )
+    }
+
+    pub(super) fn delete(&self, id: JobId) -> Option<JobState> {
+        let mut inner = self.lock();
+        let state = inner.jobs.get(&id)?.job.state;
+        if state.is_final() {
+            let entry = inner.jobs.remove(&id).expect("checked above");
+            if let Some(key) = entry.idempotency_key {
+                inner.keys.remove(&key);
+            }
+            inner.finished.retain(|finished| *finished != id);
+        }
+        Some(state)
     }
 
     pub(super) fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {

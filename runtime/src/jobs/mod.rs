@@ -49,7 +49,7 @@ pub(crate) mod state;
 mod worker;
 
 pub use kind::Enqueue;
-pub use query::{BadCursor, Cursor, JobPage, JobQuery, MOST_JOBS_LISTED, Retried};
+pub use query::{BadCursor, Cursor, JobPage, JobQuery, MOST_JOBS_LISTED, QueueCounts, Retried};
 pub use routes::{Accepted, admin_router, router};
 pub use state::{StartError, WorkerState};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
@@ -358,6 +358,20 @@ const INDEXES: [&str; 3] = [
     // Replaced by `lanes_jobs_waiting`, which orders by priority too.
     "DROP INDEX IF EXISTS lanes_jobs_due",
 ];
+
+/// The indexes pages of jobs walk ([`Store::list`]): every job by creation,
+/// and the dead ones (few, and looked for) on their own. `id` is how the id
+/// column sorts, as in [`query::page_statement`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn page_indexes(id: &str) -> [String; 2] {
+    [
+        format!("CREATE INDEX IF NOT EXISTS lanes_jobs_created ON lanes_jobs (created_at, {id})"),
+        format!(
+            "CREATE INDEX IF NOT EXISTS lanes_jobs_dead ON lanes_jobs (created_at, {id}) \
+             WHERE state = 'dead'"
+        ),
+    ]
+}
 
 /// The columns of a job's status, in [`Job`]'s order.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -897,6 +911,29 @@ impl Store {
             self,
             memory(store) => Ok(store.list(query)),
             sql(store) => store.list(query),
+        )
+    }
+
+    /// How many jobs each queue holds queued, running, failed (waiting for
+    /// a retry) and dead, by queue; counted through partial indexes, so
+    /// the cost follows those jobs, not the history.
+    pub async fn counts(&self) -> Result<Vec<QueueCounts>, StoreError> {
+        on_store!(
+            self,
+            memory(store) => Ok(store.counts()),
+            sql(store) => store.counts(),
+        )
+    }
+
+    /// Deletes a job that has ended (succeeded, dead or cancelled), with
+    /// its result and its idempotency key, and returns the state it was
+    /// in; `None` if there is no such job. A job that has not ended is
+    /// kept, and its state says so: cancel it first.
+    pub async fn delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        on_store!(
+            self,
+            memory(store) => Ok(store.delete(id)),
+            sql(store) => store.delete(id),
         )
     }
 

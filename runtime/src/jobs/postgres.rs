@@ -13,10 +13,10 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::sync::{OnceCell, watch};
 
 use super::batch::{Batcher, GroupWrite};
-use super::query::{PageValue, page_statement};
+use super::query::{COUNTS, PageValue, page_statement};
 use super::{
     Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobPage, JobQuery, JobState, Lease,
-    NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
+    NewJob, NextClaim, QueueCounts, Retried, StoreError, StoreOptions, millis,
 };
 
 #[derive(Clone, Debug)]
@@ -52,10 +52,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const UNFINISHED_INDEX: &str = "CREATE INDEX IF NOT EXISTS lanes_jobs_unfinished ON lanes_jobs \
      (state) WHERE state IN ('queued', 'running', 'failed')";
 
-/// Pages of jobs walk this index ([`Store::list`](super::Store::list)); ids
-/// sort by bytes, as [`JobId`]s do, whatever the database's collation.
-const CREATED_INDEX: &str = "CREATE INDEX IF NOT EXISTS lanes_jobs_created ON lanes_jobs \
-     (created_at, id COLLATE \"C\")";
+/// How ids sort in pages of jobs: by bytes, as [`JobId`]s do, whatever the
+/// database's collation.
+const ID_SORTED: &str = "id COLLATE \"C\"";
 
 fn database(error: sqlx::Error) -> StoreError {
     StoreError::Database(error.to_string())
@@ -139,9 +138,10 @@ impl PostgresStore {
             .chain(
                 super::INDEXES
                     .into_iter()
-                    .chain([UNFINISHED_INDEX, CREATED_INDEX])
+                    .chain([UNFINISHED_INDEX])
                     .map(str::to_owned),
-            );
+            )
+            .chain(super::page_indexes(ID_SORTED));
         for statement in statements {
             sqlx::query(built(&statement))
                 .execute(&db.pool)
@@ -397,7 +397,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
-        let (sql, values) = page_statement(query, |n| format!("${n}"), "id COLLATE \"C\"");
+        let (sql, values) = page_statement(query, |n| format!("${n}"), ID_SORTED);
         let mut statement = sqlx::query(AssertSqlSafe(sql));
         for value in values {
             statement = match value {
@@ -407,6 +407,51 @@ impl PostgresStore {
         }
         let rows = statement.fetch_all(&self.db.pool).await.map_err(database)?;
         Ok(query.page(rows.iter().map(job).collect::<Result<_, _>>()?))
+    }
+
+    pub(super) async fn counts(&self) -> Result<Vec<QueueCounts>, StoreError> {
+        let mut rows = Vec::new();
+        for sql in COUNTS {
+            for row in sqlx::query(sql)
+                .fetch_all(&self.db.pool)
+                .await
+                .map_err(database)?
+            {
+                let (queue, state, jobs): (String, String, i64) = (
+                    row.try_get(0).map_err(database)?,
+                    row.try_get(1).map_err(database)?,
+                    row.try_get(2).map_err(database)?,
+                );
+                rows.push((
+                    queue,
+                    JobState::parse(&state)?,
+                    u64::try_from(jobs).unwrap_or(0),
+                ));
+            }
+        }
+        Ok(QueueCounts::from_rows(rows))
+    }
+
+    pub(super) async fn delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        let id = id.to_string();
+        let deleted = sqlx::query(
+            "DELETE FROM lanes_jobs WHERE id = $1 AND state IN ('succeeded', 'dead', 'cancelled') \
+             RETURNING state",
+        )
+        .bind(&id)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(database)?;
+        let row = match deleted {
+            Some(row) => Some(row),
+            None => sqlx::query("SELECT state FROM lanes_jobs WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&self.db.pool)
+                .await
+                .map_err(database)?,
+        };
+        row.map(|row| JobState::parse(&get::<String>(&row, "state")?))
+            .transpose()
     }
 
     /// In one transaction that holds the job's row; a dead job's is also

@@ -25,7 +25,8 @@ pub struct JobQuery {
     pub queue: Option<String>,
     pub state: Option<JobState>,
     pub kind: Option<String>,
-    pub limit: usize,
+    /// Set through [`JobQuery::limit`], which keeps it in range.
+    pub(crate) limit: usize,
     /// The page after the one that returned this cursor.
     pub after: Option<Cursor>,
 }
@@ -161,6 +162,53 @@ impl FromStr for Cursor {
         })
     }
 }
+
+/// How many jobs of one queue wait, run, wait for a retry, or are dead
+/// ([`Store::counts`](super::Store::counts)). Succeeded and cancelled
+/// jobs are not counted: they are the whole history, which no index keeps
+/// short; [`stats()`](crate::stats()) counts this process's outcomes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct QueueCounts {
+    pub queue: String,
+    pub queued: u64,
+    pub running: u64,
+    pub failed: u64,
+    pub dead: u64,
+}
+
+impl QueueCounts {
+    /// Sorted by queue, from (queue, state, jobs) rows.
+    pub(crate) fn from_rows(
+        rows: impl IntoIterator<Item = (String, JobState, u64)>,
+    ) -> Vec<QueueCounts> {
+        let mut queues: std::collections::BTreeMap<String, QueueCounts> = Default::default();
+        for (queue, state, jobs) in rows {
+            let counts = queues.entry(queue.clone()).or_insert_with(|| QueueCounts {
+                queue,
+                ..QueueCounts::default()
+            });
+            match state {
+                JobState::Queued => counts.queued += jobs,
+                JobState::Running => counts.running += jobs,
+                JobState::Failed => counts.failed += jobs,
+                JobState::Dead => counts.dead += jobs,
+                JobState::Succeeded | JobState::Cancelled => {}
+            }
+        }
+        queues.into_values().collect()
+    }
+}
+
+/// The statements that count [`QueueCounts`] on a SQL store, each through a
+/// partial index: rows of (queue, state, jobs).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const COUNTS: [&str; 3] = [
+    "SELECT queue, state, COUNT(*) FROM lanes_jobs WHERE state IN ('queued', 'failed') \
+     GROUP BY queue, state",
+    "SELECT queue, state, COUNT(*) FROM lanes_jobs WHERE state = 'running' GROUP BY queue, state",
+    "SELECT queue, state, COUNT(*) FROM lanes_jobs WHERE state = 'dead' GROUP BY queue, state",
+];
 
 /// What [`Store::retry`](super::Store::retry) did with an existing job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,10 +26,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::query::{PageValue, page_statement};
+use super::query::{COUNTS, PageValue, page_statement};
 use super::{
     Claimed, Durability, Finish, JOB_COLUMNS, Job, JobId, JobPage, JobQuery, JobState, Lease,
-    NewJob, NextClaim, Retried, StoreError, StoreOptions, millis,
+    NewJob, NextClaim, QueueCounts, Retried, StoreError, StoreOptions, millis,
 };
 
 /// Calls waiting for the owner thread; past this, a caller awaits its turn.
@@ -45,10 +45,6 @@ const SWEEP_EVERY: i64 = 100;
 /// The unfinished jobs are counted through the due and lease indexes: a
 /// third index, kept at every change of state, cost more than it saved.
 const DROP_UNFINISHED_INDEX: &str = "DROP INDEX IF EXISTS lanes_jobs_unfinished";
-
-/// Pages of jobs walk this index ([`Store::list`](super::Store::list)).
-const CREATED_INDEX: &str =
-    "CREATE INDEX IF NOT EXISTS lanes_jobs_created ON lanes_jobs (created_at, id)";
 
 const CLAIMED_COLUMNS: &str =
     "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at";
@@ -324,6 +320,61 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn counts(&self) -> Result<Vec<QueueCounts>, StoreError> {
+        self.call(Write::Worker, |owner| {
+            let mut rows = Vec::new();
+            for sql in COUNTS {
+                let mut statement = owner.connection.prepare_cached(sql).map_err(database)?;
+                let found = statement
+                    .query_map([], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .map_err(database)?;
+                for row in found {
+                    let (queue, state, jobs) = row.map_err(database)?;
+                    rows.push((
+                        queue,
+                        JobState::parse(&state)?,
+                        u64::try_from(jobs).unwrap_or(0),
+                    ));
+                }
+            }
+            Ok(QueueCounts::from_rows(rows))
+        })
+        .await
+    }
+
+    /// Durable as a cancel.
+    pub(super) async fn delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
+        self.call(Write::Cancel, move |owner| {
+            let id = id.to_string();
+            let state: Option<String> = owner
+                .connection
+                .prepare_cached(
+                    "DELETE FROM lanes_jobs WHERE id = ?1 \
+                     AND state IN ('succeeded', 'dead', 'cancelled') RETURNING state",
+                )
+                .and_then(|mut statement| statement.query_row([&id], |row| row.get(0)).optional())
+                .map_err(database)?;
+            let state = match state {
+                Some(state) => Some(state),
+                None => owner
+                    .connection
+                    .prepare_cached("SELECT state FROM lanes_jobs WHERE id = ?1")
+                    .and_then(|mut statement| {
+                        statement.query_row([&id], |row| row.get(0)).optional()
+                    })
+                    .map_err(database)?,
+            };
+            state.as_deref().map(JobState::parse).transpose()
+        })
+        .await
+    }
+
     /// Durable as an enqueue, and it wakes the workers as one does.
     pub(super) async fn retry(&self, id: JobId) -> Result<Option<Retried>, StoreError> {
         self.call(Write::Enqueue, move |owner| owner.retry(id))
@@ -430,11 +481,9 @@ impl Owner {
                     .map_err(database)?;
             }
         }
-        for statement in super::INDEXES
-            .into_iter()
-            .chain([DROP_UNFINISHED_INDEX, CREATED_INDEX])
-        {
-            connection.execute_batch(statement).map_err(database)?;
+        let indexes = super::INDEXES.into_iter().chain([DROP_UNFINISHED_INDEX]);
+        for statement in indexes.map(str::to_owned).chain(super::page_indexes("id")) {
+            connection.execute_batch(&statement).map_err(database)?;
         }
         connection.set_prepared_statement_cache_capacity(64);
         let mut wal = path.as_os_str().to_owned();
