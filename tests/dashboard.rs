@@ -237,3 +237,43 @@ async fn the_dashboard_shows_live_figures_and_retries_a_dead_job() {
     client.close().await.unwrap();
     workers.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Read-only by default: no route changes a job, and the page is told so.
+#[tokio::test]
+async fn a_dashboard_without_actions_changes_nothing() {
+    let store = Store::memory(100);
+    let id = store
+        .enqueue(NewJob::new("export", json!(null)))
+        .await
+        .unwrap();
+    let app = Router::new().nest("/ops", lanes::Dashboard::new().jobs(store.clone()).router());
+    let base = format!("http://{}/ops", lanes_tests::serve(app).await);
+    let client = reqwest::Client::new();
+    for request in [
+        client.post(format!("{base}/jobs/{id}/cancel")),
+        client.post(format!("{base}/jobs/{id}/retry")),
+        client.delete(format!("{base}/jobs/{id}")),
+    ] {
+        let status = request.send().await.unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    let snapshot: serde_json::Value = reqwest::get(format!("{base}/snapshot"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snapshot["actions"], false);
+    assert_eq!(snapshot["jobs"]["queues"][0]["queued"], 1);
+    let page = reqwest::get(&base).await.unwrap();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("<title>lanes</title>"));
+}

@@ -246,6 +246,7 @@ async fn suite(backend: &impl Backend) {
     higher_priorities_are_claimed_first(&backend.fresh().await).await;
     pages_hold_every_job_once_while_jobs_are_added(&backend.fresh().await).await;
     a_dead_job_retried_runs_again_and_can_succeed(&backend.fresh().await).await;
+    counts_by_state_and_deletes_only_ended_jobs(&backend.fresh().await).await;
     concurrent_writes_each_get_their_own_answer(&backend.fresh().await).await;
     a_finish_claims_the_next_job_in_the_same_call(&backend.fresh().await).await;
     finishes_made_at_once_claim_distinct_jobs(&backend.fresh().await).await;
@@ -584,6 +585,38 @@ async fn a_dead_job_retried_runs_again_and_can_succeed(store: &Store) {
 
     let unknown: JobId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
     assert_eq!(store.retry(unknown).await.unwrap(), None);
+}
+
+async fn counts_by_state_and_deletes_only_ended_jobs(store: &Store) {
+    for queue in ["mail", "mail", "mail", "reports"] {
+        store
+            .enqueue(NewJob::new("job", json!(null)).queue(queue).max_attempts(1))
+            .await
+            .unwrap();
+    }
+    let running = store.claim("mail", "w", LEASE, 2).await.unwrap();
+    store
+        .finish(running[0].id, "w", Finish::Dead { error: "no".into() })
+        .await
+        .unwrap();
+    let counts = store.counts().await.unwrap();
+    let shown: Vec<(&str, u64, u64, u64, u64)> = counts
+        .iter()
+        .map(|q| (q.queue.as_str(), q.queued, q.running, q.failed, q.dead))
+        .collect();
+    assert_eq!(shown, [("mail", 1, 1, 0, 1), ("reports", 1, 0, 0, 0)]);
+
+    let (dead, still_running) = (running[0].id, running[1].id);
+    assert_eq!(
+        store.delete(still_running).await.unwrap(),
+        Some(JobState::Running),
+        "kept: it has not ended"
+    );
+    assert!(store.get(still_running).await.unwrap().is_some());
+    assert_eq!(store.delete(dead).await.unwrap(), Some(JobState::Dead));
+    assert!(store.get(dead).await.unwrap().is_none());
+    assert_eq!(store.delete(dead).await.unwrap(), None);
+    assert_eq!(store.counts().await.unwrap()[0].dead, 0);
 }
 
 /// The SQL stores write concurrent enqueues and finishes together, one

@@ -73,6 +73,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     for command in lanes_showcase::curl_commands(&addr.to_string()) {
         println!("  {command}");
     }
+    println!("and open the live dashboard: http://{addr}/lanes/dashboard");
     let draining = lanes_showcase::serve_until(listener, showcase.router(), shutdown).await;
     let stopping = Instant::now();
     // The workers stop claiming at once rather than after the HTTP drain.

@@ -16,6 +16,7 @@
 //! | `GET /rates/{currency}` | `#[io_bound]`, wrongly | a vendor call that blocks where no macro can see: the watchdog reports it with its stack, and the quarantine moves the route off the event loop |
 //! | `POST /exports/{name}` | `#[background]` | a durable job, answered `202` and followed at `/jobs/{id}` |
 //! | `GET /metrics`, `GET /lanes/stats` | `#[io_bound]` | Prometheus text, and the same figures as JSON |
+//! | `GET /lanes/dashboard` | the event loop | the live dashboard, read-only: it has no login to put its buttons behind |
 //!
 //! Names (of users, reports and exports) are 1 to 64 ASCII letters, digits
 //! or `-`; request bodies are at most 16 KiB and must arrive within 10 s
@@ -186,6 +187,10 @@ impl Showcase {
             .route("/lanes/stats", get(|| async { lanes::stats() }))
             .with_state(self.state.clone())
             .merge(lanes::jobs::router(self.jobs.clone()))
+            .nest(
+                "/lanes/dashboard",
+                lanes::Dashboard::new().jobs(self.jobs.clone()).router(),
+            )
             // Every route's polls timed and watched, under its method and
             // path: a handler that blocks is reported with the stack of the
             // call, and (when the quarantine is on) moved off the event
