@@ -12,6 +12,7 @@
 //!         run_job(NAME, payload, move |mut arguments| {
 //!             let __lanes_state_1 = job_state(&context, __LANES_STATE_1)?;
 //!             let to = arguments.take("to")?;
+//!             job_argument(&to);
 //!             Ok(job_attempt(__lanes_job(context, State(__lanes_state_1), Json(to))))
 //!         })
 //!     }
@@ -20,7 +21,7 @@
 //!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], __lanes_run,
 //!     );
 //!     inventory::submit! { __LANES_JOB }
-//!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", &to))
+//!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", job_argument(&to)))
 //! }
 //! ```
 //! A synchronous fn's `__lanes_job` runs through the blocking lane. A
@@ -84,9 +85,16 @@ pub(crate) fn expand(
         for binding in &rebuilt.bindings {
             let name = binding.to_string();
             // Spanned at the binding: a value that cannot be stored or
-            // read back is reported where the signature names it.
-            takes.push(quote_spanned!(binding.span()=> let #binding = arguments.take(#name)?;));
-            stored.push(quote_spanned!(binding.span()=> .argument(#name, &#binding)));
+            // read back is reported where the signature names it, once,
+            // since both ends ask the same `job_argument` of it.
+            let argument_private = private::path(binding.span());
+            takes.push(quote_spanned!(binding.span()=>
+                let #binding = arguments.take(#name)?;
+                #argument_private::job_argument(&#binding);
+            ));
+            stored.push(quote_spanned!(binding.span()=>
+                .argument(#name, #argument_private::job_argument(&#binding))
+            ));
         }
         call_args.push(rebuilt.expr);
     }

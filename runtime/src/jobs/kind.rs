@@ -116,16 +116,26 @@ fn not_started(failure: Failure) -> JobFuture {
 }
 
 /// A value a `#[background]` fn's pattern binds: kept in the store as
-/// JSON until a worker runs the job (and read back with
-/// `DeserializeOwned`).
+/// JSON until a worker runs the job, and read back then.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a #[background] fn: it is stored as JSON until a worker runs the job",
     label = "needs `Serialize + DeserializeOwned`",
-    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or pass what the job needs to rebuild it (an id, a path)"
+    note = "take it as `State<{Self}>` if the workers should provide it (`WorkerConfig::default().state(..)`), or derive `serde::Serialize` and `serde::Deserialize` for it, or pass what the job needs to rebuild it (an id, a path)"
 )]
-pub trait JobArgument: Serialize {}
+pub trait JobArgument: Serialize + DeserializeOwned {}
 
-impl<T: Serialize + ?Sized> JobArgument for T {}
+/// rustc then reports `JobArgument` itself, not serde's bound inside this
+/// impl with serde's list of the types that implement it.
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> JobArgument for T {}
+
+/// Asked of each binding at both ends of its trip, storing and reading
+/// back, so that a type that cannot make it gets one error: rustc drops
+/// the `Serialize` and `DeserializeOwned` errors at the same span as
+/// implied by this one, and emits two identical errors once.
+pub fn job_argument<T: JobArgument>(value: &T) -> &T {
+    value
+}
 
 /// The arguments of one call, built by the enqueueing fn.
 #[derive(Debug, Default)]
@@ -139,7 +149,7 @@ impl JobPayload {
         JobPayload::default()
     }
 
-    pub fn argument<T: JobArgument>(mut self, name: &'static str, value: &T) -> JobPayload {
+    pub fn argument<T: Serialize>(mut self, name: &'static str, value: &T) -> JobPayload {
         match serde_json::to_value(value) {
             Ok(value) => {
                 self.members.insert(name.to_owned(), value);
