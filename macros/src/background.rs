@@ -18,12 +18,15 @@
 //!     }
 //!     const __LANES_STATE_1: StateArgument<App> = state_argument();
 //!     const __LANES_JOB: JobKind = JobKind::new(
-//!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], __lanes_run,
+//!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], None, __lanes_run,
 //!     );
 //!     inventory::submit! { __LANES_JOB }
 //!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", job_argument(&to)))
 //! }
 //! ```
+//! A schedule takes the place of the `None` before `__lanes_run`:
+//! `every = "5m"` gives `Some(Schedule::every("5m", 300000))`, `cron = ".."`
+//! gives `Some(Schedule::cron(".."))`.
 //! A synchronous fn's `__lanes_job` runs through the blocking lane. A
 //! `State` argument stays on the enqueueing fn, unbound, so that it is
 //! still an axum handler of a router with that state.
@@ -33,7 +36,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Block, FnArg, PathArguments, ReturnType, Signature, Token, Type};
 
-use crate::args::LaneArgs;
+use crate::args::{LaneArgs, Schedule};
 use crate::expand::{option, site, timed_body};
 use crate::item::{LaneFn, is_debug_handler};
 use crate::valid::{is_job_context, worker_state};
@@ -118,6 +121,11 @@ pub(crate) fn expand(
         quote!(::core::time::Duration::from_millis(#ms))
     }));
 
+    let schedule = option(args.schedule.as_ref().map(|schedule| match schedule {
+        Schedule::Every { written, millis } => quote!(#private::Schedule::every(#written, #millis)),
+        Schedule::Cron(expression) => quote!(#private::Schedule::cron(#expression)),
+    }));
+
     // The job fn as written; async bodies get the poll timer, sync ones run
     // on the blocking lane.
     let inner_sig = Signature {
@@ -186,6 +194,7 @@ pub(crate) fn expand(
                 #attempts,
                 #timeout,
                 &[#(#states),*],
+                #schedule,
                 __lanes_run,
             );
             #private::inventory::submit! { __LANES_JOB }

@@ -42,6 +42,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod routes;
+pub(crate) mod schedule;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 pub(crate) mod state;
@@ -49,6 +50,7 @@ mod worker;
 
 pub use kind::Enqueue;
 pub use routes::{Accepted, router};
+pub use schedule::ScheduledKind;
 pub use state::{StartError, WorkerState};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 
