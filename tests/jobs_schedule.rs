@@ -149,3 +149,21 @@ fn the_registry_lists_its_schedules() {
     let seconds = next.duration_since(UNIX_EPOCH).unwrap().as_secs();
     assert_eq!(seconds % (24 * 3600), 3 * 3600, "not 03:00 UTC: {next:?}");
 }
+
+/// A job enqueued by a call, not by a schedule, has no slot.
+#[tokio::test]
+async fn a_job_enqueued_otherwise_has_no_slot() {
+    let store = Store::memory(10);
+    let registry = Registry::new().register("plain", |job: JobContext, (): ()| async move {
+        Ok::<_, String>(job.slot().map(|slot| format!("{slot:?}")))
+    });
+    let workers = Workers::start(store.clone(), registry, lanes_tests::fast_workers()).unwrap();
+    let id = store
+        .enqueue(NewJob::new("plain", serde_json::Value::Null))
+        .await
+        .unwrap();
+    let job = lanes_tests::ended(&store, id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(job.state, lanes::jobs::JobState::Succeeded, "{job:?}");
+    assert_eq!(job.result, None, "the job saw a slot: {job:?}");
+}
