@@ -1,5 +1,6 @@
 //! The attribute's own arguments: `#[blocking(limit = 8, timeout = "2s")]`,
-//! `#[background(queue = "emails", retries = 5, timeout = "30s")]`.
+//! `#[background(queue = "emails", retries = 5, timeout = "30s")]`,
+//! `#[background(every = "5m")]`, `#[background(cron = "0 3 * * *")]`.
 
 use std::time::Duration;
 
@@ -27,6 +28,19 @@ pub(crate) struct LaneArgs {
     pub(crate) timeout: Option<Timeout>,
     /// `#[background(kind = "...")]`: the name its jobs are stored under.
     pub(crate) kind: Option<String>,
+    /// `#[background(every = "5m")]` or `#[background(cron = "...")]`.
+    pub(crate) schedule: Option<Schedule>,
+    /// Where a schedule is asked for, readable or not: a scheduled fn
+    /// cannot take stored arguments either way.
+    pub(crate) scheduled_at: Option<Span>,
+}
+
+/// When a scheduled kind's jobs are enqueued, as the runtime takes it.
+pub(crate) enum Schedule {
+    /// Every `millis` from the Unix epoch; `written` as the user wrote it.
+    Every { written: String, millis: u64 },
+    /// A cron expression, read in UTC.
+    Cron(String),
 }
 
 /// A `timeout = "2s"`, and where its value is written (a fn that cannot
@@ -46,6 +60,8 @@ fn accepted(lane: Lane) -> &'static [(&'static str, &'static str)] {
             ("retries", "retries = 5"),
             ("timeout", "timeout = \"30s\""),
             ("kind", "kind = \"send_welcome\""),
+            ("every", "every = \"5m\""),
+            ("cron", "cron = \"0 3 * * *\""),
         ],
         Lane::IoBound | Lane::CpuBound => &[("timeout", "timeout = \"2s\"")],
     }
@@ -108,6 +124,23 @@ pub(crate) fn parse(lane: Lane, tokens: proc_macro2::TokenStream, errors: &mut E
             "queue" => args.queue = errors.take(parse_name(value, "queue", &usage)),
             "kind" => args.kind = errors.take(parse_name(value, "kind", &usage)),
             "retries" => args.retries = errors.take(parse_retries(value, &usage)),
+            // every = "5m", cron = "0 3 * * *"
+            "every" | "cron" => {
+                if args.scheduled_at.is_some() {
+                    errors.push(syn::Error::new_spanned(
+                        value,
+                        "`every` and `cron` are two schedules, and a #[background] fn has one: \
+                         keep either",
+                    ));
+                    continue;
+                }
+                args.scheduled_at = Some(value.span());
+                args.schedule = errors.take(if name == "every" {
+                    parse_every(value)
+                } else {
+                    parse_cron(value)
+                });
+            }
             "timeout" => {
                 args.timeout = errors
                     .take(parse_timeout(lane, value))
@@ -213,5 +246,50 @@ fn parse_timeout(lane: Lane, value: &Expr) -> syn::Result<Duration> {
         )),
         Ok(n) => Ok(scale * n),
         Err(_) => Err(syn::Error::new(text.span(), usage)),
+    }
+}
+
+/// `"30s"`, `"5m"`, `"1h 30m"`, `"1day"`: humantime's durations, counted
+/// from the Unix epoch, so every instance has the same slots.
+fn parse_every(value: &Expr) -> syn::Result<Schedule> {
+    let usage = "`every` takes a period with its units, as humantime reads it: \"30s\", \"5m\", \
+                 \"1h 30m\", \"1day\"";
+    let Some(text) = str_literal(value) else {
+        return Err(syn::Error::new(value.span(), usage));
+    };
+    let written = text.value();
+    let period = humantime::parse_duration(&written)
+        .map_err(|error| syn::Error::new(text.span(), format!("{usage}; {error}")))?;
+    // The slots are kept, and named in idempotency keys, in milliseconds.
+    let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    if millis == 0 {
+        return Err(syn::Error::new(
+            text.span(),
+            "a zero `every` would enqueue jobs without pause; give a period of at least 1ms",
+        ));
+    }
+    if period.subsec_nanos() % 1_000_000 != 0 {
+        return Err(syn::Error::new(
+            text.span(),
+            "`every` counts whole milliseconds; round the period to a millisecond",
+        ));
+    }
+    Ok(Schedule::Every { written, millis })
+}
+
+/// A cron expression as croner reads it (the runtime reads it the same
+/// way, in `jobs/schedule.rs`), in UTC.
+fn parse_cron(value: &Expr) -> syn::Result<Schedule> {
+    let usage = "`cron` takes a cron expression, read in UTC: five fields, `minute hour \
+                 day-of-month month day-of-week` (\"0 3 * * *\" is 03:00 every day, \
+                 \"*/15 * * * MON-FRI\" every quarter hour on weekdays), or six with the \
+                 seconds first";
+    let Some(text) = str_literal(value) else {
+        return Err(syn::Error::new(value.span(), usage));
+    };
+    let written = text.value();
+    match written.parse::<croner::Cron>() {
+        Ok(_) => Ok(Schedule::Cron(written)),
+        Err(error) => Err(syn::Error::new(text.span(), format!("{usage}; {error}"))),
     }
 }

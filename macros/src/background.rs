@@ -12,17 +12,21 @@
 //!         run_job(NAME, payload, move |mut arguments| {
 //!             let __lanes_state_1 = job_state(&context, __LANES_STATE_1)?;
 //!             let to = arguments.take("to")?;
+//!             job_argument(&to);
 //!             Ok(job_attempt(__lanes_job(context, State(__lanes_state_1), Json(to))))
 //!         })
 //!     }
 //!     const __LANES_STATE_1: StateArgument<App> = state_argument();
 //!     const __LANES_JOB: JobKind = JobKind::new(
-//!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], __lanes_run,
+//!         NAME, Some("emails"), None, None, &[__LANES_STATE_1.state_type()], None, __lanes_run,
 //!     );
 //!     inventory::submit! { __LANES_JOB }
-//!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", &to))
+//!     Enqueue::new(__LANES_JOB, JobPayload::new().argument("to", job_argument(&to)))
 //! }
 //! ```
+//! A schedule takes the place of the `None` before `__lanes_run`:
+//! `every = "5m"` gives `Some(Schedule::every("5m", 300000))`, `cron = ".."`
+//! gives `Some(Schedule::cron(".."))`.
 //! A synchronous fn's `__lanes_job` runs through the blocking lane. A
 //! `State` argument stays on the enqueueing fn, unbound, so that it is
 //! still an axum handler of a router with that state.
@@ -32,7 +36,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Block, FnArg, PathArguments, ReturnType, Signature, Token, Type};
 
-use crate::args::LaneArgs;
+use crate::args::{LaneArgs, Schedule};
 use crate::expand::{option, site, timed_body};
 use crate::item::{LaneFn, is_debug_handler};
 use crate::valid::{is_job_context, worker_state};
@@ -84,9 +88,16 @@ pub(crate) fn expand(
         for binding in &rebuilt.bindings {
             let name = binding.to_string();
             // Spanned at the binding: a value that cannot be stored or
-            // read back is reported where the signature names it.
-            takes.push(quote_spanned!(binding.span()=> let #binding = arguments.take(#name)?;));
-            stored.push(quote_spanned!(binding.span()=> .argument(#name, &#binding)));
+            // read back is reported where the signature names it, once,
+            // since both ends ask the same `job_argument` of it.
+            let argument_private = private::path(binding.span());
+            takes.push(quote_spanned!(binding.span()=>
+                let #binding = arguments.take(#name)?;
+                #argument_private::job_argument(&#binding);
+            ));
+            stored.push(quote_spanned!(binding.span()=>
+                .argument(#name, #argument_private::job_argument(&#binding))
+            ));
         }
         call_args.push(rebuilt.expr);
     }
@@ -108,6 +119,11 @@ pub(crate) fn expand(
     let timeout = option(args.timeout.map(|timeout| {
         let ms = u64::try_from(timeout.after.as_millis()).unwrap_or(u64::MAX);
         quote!(::core::time::Duration::from_millis(#ms))
+    }));
+
+    let schedule = option(args.schedule.as_ref().map(|schedule| match schedule {
+        Schedule::Every { written, millis } => quote!(#private::Schedule::every(#written, #millis)),
+        Schedule::Cron(expression) => quote!(#private::Schedule::cron(#expression)),
     }));
 
     // The job fn as written; async bodies get the poll timer, sync ones run
@@ -178,6 +194,7 @@ pub(crate) fn expand(
                 #attempts,
                 #timeout,
                 &[#(#states),*],
+                #schedule,
                 __lanes_run,
             );
             #private::inventory::submit! { __LANES_JOB }

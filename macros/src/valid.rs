@@ -17,7 +17,7 @@ pub(crate) fn signature(lane: Lane, sig: &Signature, args: &LaneArgs, errors: &m
         owned_arguments(lane, sig, errors);
     }
     if lane == Lane::Background {
-        background(sig, errors);
+        background(sig, args, errors);
     } else if let Some(timeout) = &args.timeout {
         timed_out_is_an_error(sig, timeout, errors);
     }
@@ -136,8 +136,9 @@ pub(crate) fn worker_state(input: &PatType) -> Option<&Type> {
 }
 
 /// A job kind is one concrete fn whose arguments are rebuilt from storage
-/// and whose outcome is stored.
-fn background(sig: &Signature, errors: &mut Errors) {
+/// and whose outcome is stored. A scheduled kind's jobs are enqueued by the
+/// workers, with no arguments, so it stores none.
+fn background(sig: &Signature, args: &LaneArgs, errors: &mut Errors) {
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
@@ -165,6 +166,15 @@ fn background(sig: &Signature, errors: &mut Errors) {
             // Not stored, so any pattern will do.
             FnArg::Typed(typed) if worker_state(typed).is_some() => {}
             FnArg::Typed(typed) => {
+                if args.scheduled_at.is_some() {
+                    errors.push(syn::Error::new_spanned(
+                        typed,
+                        "a scheduled #[background] fn takes no stored arguments: its schedule \
+                         enqueues each job with none; take what the job needs as `State<T>` \
+                         (the workers give it) or read it in the body, or remove the schedule \
+                         and enqueue the jobs by calling the fn",
+                    ));
+                }
                 if let Err(error) = pattern::rebuild(&typed.pat) {
                     errors.push(error);
                 }

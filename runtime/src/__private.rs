@@ -3,8 +3,9 @@
 
 pub use crate::jobs::kind::{
     JobArgument, JobArguments, JobFuture, JobKind, JobOutput, JobPayload, NotStarted,
-    attempt as job_attempt, run_job,
+    attempt as job_attempt, job_argument, run_job,
 };
+pub use crate::jobs::schedule::Schedule;
 pub use crate::jobs::state::{StateArgument, StateType, job_state, state_argument};
 pub use crate::jobs::{Enqueue, JobContext};
 pub use crate::lane::Site;

@@ -279,6 +279,43 @@ pub use lanes_macros::cpu_bound;
 /// refer to; default the fn's module path and name, so renaming the fn
 /// orphans its queued jobs unless `kind` keeps the old name).
 ///
+/// Schedules: `every = "5m"` or `cron = "0 3 * * *"` (one of the two) make
+/// the workers enqueue the kind's jobs themselves, once per slot, with no
+/// arguments: a scheduled fn takes only `JobContext` and `State<S>`
+/// arguments. `every` takes a period as humantime reads it (`"30s"`,
+/// `"5m"`, `"1h 30m"`, `"1day"`), and its slots are the multiples of it
+/// from the Unix epoch (`"5m"`: :00, :05, :10...); `cron` takes a cron
+/// expression as croner reads it, in UTC: five fields, `minute hour
+/// day-of-month month day-of-week`, or six with the seconds first. Each
+/// slot's job has the idempotency key `schedule:{kind}:{slot in Unix
+/// milliseconds}`, so instances sharing a store enqueue it once between
+/// them; [`JobContext::slot`](jobs::JobContext::slot) tells it its slot.
+/// Slots missed while no instance ran are skipped but the latest: at
+/// start, the workers enqueue the latest slot at or before now (nothing,
+/// if an instance already did and the store still holds that job) and log
+/// it; the same goes for slots missed while they could not enqueue. A
+/// failed enqueue (store full, database down) is logged and tried again
+/// within a second; the schedule stops with
+/// [`jobs::Workers::shutdown`]. Only workers that take the kind's queue
+/// enqueue it. [`jobs::Registry::schedules`] lists the scheduled kinds.
+///
+/// ```no_run
+/// use axum::extract::State;
+///
+/// #[derive(Clone)]
+/// struct Db;
+///
+/// #[lanes::background(cron = "0 3 * * *", queue = "reports")]
+/// async fn nightly_report(job: lanes::jobs::JobContext, State(db): State<Db>) -> Result<(), String> {
+///     let night = job.slot().expect("a scheduled job has a slot");
+///     # let _ = (db, night);
+///     Ok(())
+/// }
+///
+/// #[lanes::background(every = "5m")]
+/// fn sweep_uploads() {}
+/// ```
+///
 /// ```no_run
 /// use axum::extract::State;
 /// use axum::{Json, Router, routing::post};

@@ -43,6 +43,7 @@ mod memory;
 mod postgres;
 mod query;
 mod routes;
+pub(crate) mod schedule;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 pub(crate) mod state;
@@ -51,6 +52,7 @@ mod worker;
 pub use kind::Enqueue;
 pub use query::{BadCursor, Cursor, JobPage, JobQuery, MOST_JOBS_LISTED, QueueCounts, Retried};
 pub use routes::{Accepted, admin_router, router};
+pub use schedule::ScheduledKind;
 pub use state::{StartError, WorkerState};
 pub use worker::{Cancelled, JobContext, Registry, WorkerConfig, Workers};
 

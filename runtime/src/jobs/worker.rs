@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::cancels::CancelRequests;
 use super::kind::{JobFuture, JobKind};
+use super::schedule::{self, ScheduledKind};
 use super::state::{StartError, States, WorkerState};
 use super::{Claimed, Finish, JobId, Lease, NextClaim, Store};
 use crate::detached::Detached;
@@ -43,6 +44,7 @@ pub struct JobContext {
     stop: watch::Receiver<bool>,
     /// Where the job's `State<T>` arguments come from.
     pub(super) states: States,
+    slot: Option<SystemTime>,
 }
 
 impl JobContext {
@@ -53,6 +55,13 @@ impl JobContext {
     /// This attempt's number, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// For a job of a scheduled kind (`#[background(every = "..")]`,
+    /// `#[background(cron = "..")]`), the slot the workers enqueued it
+    /// for, however late it runs; `None` for a job enqueued otherwise.
+    pub fn slot(&self) -> Option<SystemTime> {
+        self.slot
     }
 
     /// Records progress, 0 to 100, with a message for the job's status. It
@@ -252,6 +261,27 @@ impl Registry {
         registry
     }
 
+    /// The scheduled `#[background]` kinds among these
+    /// (`#[background(every = "5m")]`, `#[background(cron = "0 3 * * *")]`),
+    /// by name: each with its queue, its schedule as written and its next
+    /// slot. Read-only, for a dashboard; [`Workers`] started with this
+    /// registry enqueue the kinds of the queues they take, once per slot.
+    ///
+    /// ```
+    /// for scheduled in lanes::jobs::Registry::registered().schedules() {
+    ///     println!("{} on {}: {}, next at {:?}", scheduled.kind, scheduled.queue, scheduled.schedule, scheduled.next_slot);
+    /// }
+    /// ```
+    pub fn schedules(&self) -> Vec<ScheduledKind> {
+        let mut schedules: Vec<ScheduledKind> = self
+            .background
+            .iter()
+            .filter_map(|kind| ScheduledKind::of(kind))
+            .collect();
+        schedules.sort_by_key(|scheduled| scheduled.kind);
+        schedules
+    }
+
     /// Registers `run` for the jobs of kind `kind`: the payload is
     /// deserialized into `A`, and an `Ok` value is kept as the job's result.
     pub fn register<A, F, Fut, T, E>(mut self, kind: impl Into<String>, run: F) -> Registry
@@ -297,7 +327,9 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 const COUNT_WAITING_EVERY: Duration = Duration::from_secs(5);
 
 impl Workers {
-    /// Starts taking jobs from `store` on the current tokio runtime.
+    /// Starts taking jobs from `store` on the current tokio runtime, and
+    /// enqueueing the scheduled kinds of the queues they take, once per
+    /// slot (see [`Registry::schedules`] and `#[background(every = "..")]`).
     ///
     /// # Errors
     /// [`StartError::MissingState`] if a `#[background]` kind of a queue
@@ -335,7 +367,7 @@ impl Workers {
                 .collect(),
         });
         let mut loops = JoinSet::new();
-        for queue in queues {
+        for queue in queues.iter().cloned() {
             loops.spawn(count_waiting(
                 shared.clone(),
                 queue.clone(),
@@ -349,6 +381,31 @@ impl Workers {
                 stopped.clone(),
             ));
         }
+        // The kinds of the queues these workers take.
+        let scheduled = shared.registry.background.iter().filter_map(|kind| {
+            let taken = queues.contains(&kind.queue.unwrap_or("default").to_owned());
+            kind.schedule
+                .filter(|_| taken)
+                .map(|schedule| (*kind, schedule))
+        });
+        for (kind, schedule) in scheduled {
+            match schedule.slots() {
+                Ok(slots) => {
+                    loops.spawn(schedule::enqueue_each_slot(
+                        shared.store.clone(),
+                        kind,
+                        schedule,
+                        slots,
+                        stopped.clone(),
+                    ));
+                }
+                Err(error) => tracing::error!(
+                    kind = kind.name,
+                    error,
+                    "lanes: a schedule cannot be read; its jobs are not enqueued"
+                ),
+            }
+        }
         Ok(Workers {
             stop,
             release,
@@ -357,7 +414,7 @@ impl Workers {
         })
     }
 
-    /// Stops taking jobs at once, and lets the running ones finish within
+    /// Stops taking jobs and enqueueing scheduled ones at once, and lets the running ones finish within
     /// `deadline`. Jobs still running then are released: queued again at
     /// once, this attempt not counted, so that the next worker (in this
     /// process or another) resumes them without waiting for their lease to
@@ -597,6 +654,7 @@ impl Attempt<'_> {
             progress: progress.clone(),
             stop: stopping,
             states: self.shared.config.states.clone(),
+            slot: schedule::slot_in(&self.job.payload),
         };
         let detached = Detached::new();
         let payload = std::mem::take(&mut self.job.payload);
