@@ -29,6 +29,10 @@ async fn charge(_: JobContext, card: String) -> Result<String, String> {
     }
 }
 
+/// Listed among the schedules; no worker of the test runs it.
+#[lanes::background(every = "1h", queue = "maintenance")]
+async fn prune_sessions() {}
+
 #[lanes::blocking]
 fn report() -> String {
     std::thread::sleep(Duration::from_millis(5));
@@ -198,6 +202,12 @@ async fn the_dashboard_shows_live_figures_and_retries_a_dead_job() {
     text_when(&client, &dead_row, |text| {
         text.contains("card 4242 was declined")
     })
+    .await;
+    text_when(
+        &client,
+        r#"tr[data-schedule$="prune_sessions"] .schedule"#,
+        |text| text == "every 1h",
+    )
     .await;
     let chart = client.find(Locator::Css("#lag-chart polyline")).await;
     assert!(chart.is_ok(), "the lag chart has a line");

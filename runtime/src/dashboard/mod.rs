@@ -17,7 +17,10 @@ use axum::routing::{get, post};
 use futures_util::Stream;
 use serde::Serialize;
 
-use crate::jobs::{Job, JobId, JobQuery, JobState, QueueCounts, Retried, Store, StoreError};
+use crate::jobs::{
+    Job, JobId, JobQuery, JobState, QueueCounts, Registry, Retried, ScheduledKind, Store,
+    StoreError,
+};
 
 /// The page, with its styles and script.
 const PAGE: &str = include_str!("page.html");
@@ -50,8 +53,8 @@ const JOBS_SHOWN: usize = 20;
 /// last stuck poll), the worst event-loop lag of each of the last 300
 /// seconds as a chart, and with a store the jobs: counts by state for each
 /// queue ([`Store::counts`]), this process's outcomes and throughput by
-/// kind, the running jobs with their progress, and the failed and dead
-/// ones with their errors.
+/// kind, the running jobs with their progress, the failed and dead ones
+/// with their errors, and the scheduled kinds with their next slots.
 ///
 /// What it serves, under the path it is nested at: the page (`/`), one
 /// snapshot as JSON (`/snapshot`), and a snapshot every second as
@@ -188,6 +191,8 @@ struct Snapshot {
 
 #[derive(Default, Serialize)]
 struct JobsView {
+    /// Every scheduled `#[background]` kind of this program.
+    schedules: Vec<ScheduledKind>,
     queues: Vec<QueueCounts>,
     running: Vec<Job>,
     failed: Vec<Job>,
@@ -203,6 +208,7 @@ impl JobsView {
             store.list(&query).await.map(|page| page.jobs)
         };
         Ok(JobsView {
+            schedules: Registry::registered().schedules(),
             queues: store.counts().await?,
             running: newest(JobState::Running).await?,
             failed: newest(JobState::Failed).await?,

@@ -121,8 +121,8 @@ fn utc_second(millis: i64) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// One scheduled kind, as [`Registry::schedules`](super::Registry::schedules)
-/// lists it.
-#[derive(Clone, Debug)]
+/// lists it; serialized with its next slot in Unix milliseconds.
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct ScheduledKind {
     /// The kind's name.
@@ -133,6 +133,7 @@ pub struct ScheduledKind {
     pub schedule: String,
     /// Its first slot after now; `None` when it has none (a cron
     /// expression that matches no time to come).
+    #[serde(serialize_with = "millis::serialize_option")]
     pub next_slot: Option<SystemTime>,
 }
 
