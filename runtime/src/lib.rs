@@ -111,6 +111,7 @@
 //! (sqlx 0.9); the macros need at least 1.88 (`Span::local_file`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
 
 mod clock;
 mod config;
