@@ -35,8 +35,11 @@ pub const DIR_ENV: &str = "LANES_CONF_DIR";
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[[blocking]]`: calls that block, beyond the built-in rules.
     #[serde(default)]
     pub blocking: Vec<CustomRule>,
+    /// Rule ids (`thread-join`), resolved call paths (`std::fs::metadata`),
+    /// methods (`.exists`) or `[[blocking]]` paths never flagged.
     #[serde(default)]
     pub allow: Vec<String>,
     /// The project's own offloading APIs, whose closure arguments run on
@@ -63,7 +66,10 @@ pub struct CustomRule {
 /// A `lanes.toml` that could not be used.
 #[derive(Debug)]
 pub struct ConfigError {
+    /// The file.
     pub path: PathBuf,
+    /// What is wrong with it: the read or TOML error, an unknown key, or
+    /// a `[[blocking]]` entry without exactly one of `path` or `method`.
     pub message: String,
 }
 
@@ -148,20 +154,47 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
-            .lines()
+    /// The first ```` ```toml ```` block of a file's `//!` docs.
+    fn documented_example(doc: &str) -> String {
+        doc.lines()
             .skip_while(|l| *l != "//! ```toml")
             .skip(1)
             .take_while(|l| *l != "//! ```")
             .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let example = documented_example(include_str!("config.rs"));
         let config = Config::parse(&example, Path::new("lanes.toml")).unwrap();
         assert_eq!(config.offload, ["crate::pool::run_sync", ".in_worker"]);
         assert_eq!(config.blocking.len(), 2);
+    }
+
+    /// `lanes::config_file`, the users' reference, shows a file this parser
+    /// takes. Read at run time: the `lanes` crate is beside this one in the
+    /// workspace, not in this crate's package.
+    #[test]
+    fn the_example_in_the_lanes_docs_parses() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src/config_file.rs");
+        let example = documented_example(&std::fs::read_to_string(docs).unwrap());
+        let config = Config::parse(&example, Path::new("lanes.toml")).unwrap();
+        assert_eq!(config.allow, ["std::fs::metadata", "thread-join"]);
+        assert_eq!(config.offload, ["crate::pool::run_sync", ".in_worker"]);
+        let paths: Vec<_> = config
+            .blocking
+            .iter()
+            .map(|rule| (&rule.path, &rule.method))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (&Some("legacy_db::Client::query".to_owned()), &None),
+                (&None, &Some("fetch_sync".to_owned())),
+            ]
+        );
     }
 
     #[test]

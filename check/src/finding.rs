@@ -54,10 +54,12 @@ pub struct Finding {
     /// What blocks and what to do instead; a call into a helper of the
     /// crate carries the way down to the blocking line.
     pub message: String,
+    /// Whether it fails the audit and the build, or is a warning.
     pub severity: Severity,
     /// First and last token of the offending code, so the error underlines
     /// all of it.
     pub start: Span,
+    /// See `start`.
     pub end: Span,
 }
 

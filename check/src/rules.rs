@@ -5,7 +5,12 @@
 //! path; one that nothing in scope explains is matched as written, by
 //! suffix. A method on a std handle is recognised by where the handle came
 //! from ([`Origin`]). The table is grouped by the headings of DESIGN.md's
-//! "What counts as blocking".
+//! "What counts as blocking". [`markdown`] renders it for the docs
+//! (`check/RULES.md`).
+
+use std::fmt::Write as _;
+
+use crate::finding::{Scope, Severity};
 
 /// What a rule is about; decides which lanes it applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +24,39 @@ pub enum Kind {
     /// on a local disk; the audit reports it as a warning, the macros let it
     /// pass.
     PathStat,
+}
+
+impl Kind {
+    /// Whether code running in `scope` is checked for calls of this kind.
+    pub fn applies_in(self, scope: Scope) -> bool {
+        match scope {
+            Scope::Async => true,
+            Scope::IoBound | Scope::BackgroundAsync => self != Kind::PathStat,
+            Scope::CpuBound => self == Kind::Blocking,
+            Scope::Blocking | Scope::BackgroundSync => false,
+        }
+    }
+
+    /// How a finding of this kind counts: path stats are warnings.
+    pub fn severity(self) -> Severity {
+        match self {
+            Kind::PathStat => Severity::Warning,
+            Kind::Blocking | Kind::CpuHeavy => Severity::Error,
+        }
+    }
+}
+
+/// The rule id of a std or parking_lot lock guard alive at a later
+/// `.await`: a check of its own, not an entry of [`BUILTIN`].
+pub const GUARD_ACROSS_AWAIT: &str = "std-guard-across-await";
+
+/// Whether code running in `scope` is checked for guards alive at an
+/// `.await`: where there is an `.await` to hold them across.
+pub(crate) fn guards_checked_in(scope: Scope) -> bool {
+    matches!(
+        scope,
+        Scope::IoBound | Scope::Async | Scope::BackgroundAsync
+    )
 }
 
 /// A std handle made in the body (or held by a field or argument of a
@@ -51,6 +89,26 @@ pub enum Origin {
     RedisClient,
 }
 
+impl Origin {
+    /// The handle, as the rules' documentation names it.
+    fn described(self) -> &'static str {
+        match self {
+            Origin::Command => "a `std::process::Command`",
+            Origin::Child => "the child a `std::process::Command` spawned",
+            Origin::Thread => "a std thread's `JoinHandle`",
+            Origin::ThreadBuilder => "a `std::thread::Builder`",
+            Origin::Listener => "a `std::net::TcpListener`",
+            Origin::Socket => "a `std::net::TcpStream` (or a stream a std listener accepted)",
+            Origin::File => "a `std::fs::File`",
+            Origin::OpenOptions => "a `std::fs::OpenOptions` (or `File::options()`)",
+            Origin::Stdin => "`std::io::stdin()` or its lock",
+            Origin::Receiver => "a `std::sync::mpsc` receiver",
+            Origin::TarArchive => "a `tar::Archive`",
+            Origin::RedisClient => "a `redis::Client`",
+        }
+    }
+}
+
 /// How a rule recognises a call.
 #[derive(Clone, Copy, Debug)]
 pub enum Matcher {
@@ -59,7 +117,9 @@ pub enum Matcher {
     /// matches `sleep(..)`, `thread::sleep(..)` and `std::thread::sleep(..)`.
     /// A `"*"` segment matches any name.
     Path {
+        /// The full path, outermost segment first.
         path: &'static [&'static str],
+        /// The fewest trailing segments a written call may have.
         min: usize,
     },
     /// A call whose written path starts with `prefix`: `ureq::get(..)`.
@@ -67,13 +127,17 @@ pub enum Matcher {
     /// A method call `.name(..)`; `args` restricts the argument count so that
     /// `.join()` (a thread) is told apart from `.join(",")` (a slice).
     Method {
+        /// The method's name.
         name: &'static str,
+        /// The argument count it must have; `None` for any.
         args: Option<usize>,
     },
     /// A method call on a std handle: built in the same chain, bound by a
     /// `let`, or a field or argument of a known std type.
     OriginMethod {
+        /// The handles whose methods block.
         origins: &'static [Origin],
+        /// The methods that block.
         names: &'static [&'static str],
     },
     /// A method of diesel's synchronous `RunQueryDsl` (`.load(conn)`),
@@ -86,7 +150,9 @@ pub enum Matcher {
 pub struct Rule {
     /// Stable identifier, used in `lanes.toml`'s `allow` list and by the CLI.
     pub id: &'static str,
+    /// Which lanes refuse it, and how the audit counts it.
     pub kind: Kind,
+    /// Which calls it flags.
     pub matcher: Matcher,
     /// How the flagged call is named in the message; `{name}` is the called
     /// function or method, `{path}` the whole path, as written.
@@ -619,6 +685,138 @@ const PATH_STAT_FIX: &str = "use `tokio::fs::try_exists(..).await` or `tokio::fs
 const CPU_FIX: &str =
     "a password hash costs tens to hundreds of milliseconds of CPU; move it into a #[cpu_bound] fn";
 
+/// The rule table as Markdown: one row per rule (consecutive rules of one id
+/// and fix share a row), with where it applies, what it matches and the
+/// fix, derived from [`BUILTIN`] itself. `check/RULES.md` holds its output,
+/// which the docs of `lanes` and `lanes-check` include; a test keeps the
+/// two equal.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "<!-- Generated from check/src/rules.rs; regenerate with \
+         `LANES_BLESS=1 cargo test -p lanes-check rules_doc`. Do not edit. -->\n\n\
+         A call matches by its path, resolved through the file's `use` lines, aliases and \
+         re-exports (a path nothing in scope explains is matched as written); a method on a \
+         std handle matches when the handle was made in the body, or is a field or argument \
+         of that type. Every message ends with its rule id (`[lanes::thread-sleep]`), which \
+         `lanes.toml`'s `allow` takes. *Checked in* names the code each rule applies to: \
+         the attributes' bodies, and the async code `cargo lanes audit` reads. Never \
+         flagged: `stdin().is_terminal()`, a zip archive read from an in-memory `Cursor`, \
+         calls under `fs_err::tokio::`, and a stat of metadata already fetched \
+         (`meta.is_file()`).\n\n\
+         | rule id | checked in | what it matches | the fix |\n\
+         |---|---|---|---|\n",
+    );
+    let mut rules = BUILTIN.iter().peekable();
+    while let Some(rule) = rules.next() {
+        let mut matches = vec![described_matcher(rule.matcher)];
+        while let Some(next) = rules.next_if(|next| next.id == rule.id && next.fix == rule.fix) {
+            matches.push(described_matcher(next.matcher));
+        }
+        row(
+            &mut out,
+            rule.id,
+            &checked_in(|scope| rule.kind.applies_in(scope), rule.kind.severity()),
+            &matches.join("; "),
+            &fix_markdown(rule.fix),
+        );
+    }
+    row(
+        &mut out,
+        GUARD_ACROSS_AWAIT,
+        &checked_in(guards_checked_in, Severity::Error),
+        "a std or parking_lot lock guard (`Mutex`, `RwLock`) alive at a later `.await`, \
+         bound by `let`, `let .. else`, `if let`, a `match` arm or `.lock().map_err(..)?`; \
+         one finding per `.await`, naming each guard and the line it was taken on. The lock \
+         is known by its type (a field's, an argument's, a static's, an import's) or by the \
+         `LockResult` its `.lock()` returns; a tokio lock, or a `.lock()` future passed on, \
+         is never a guard",
+        "drop the guard before awaiting (`drop(guard)`, or end its block), or use \
+         `tokio::sync::Mutex`",
+    );
+    out
+}
+
+fn row(out: &mut String, id: &str, checked_in: &str, matches: &str, fix: &str) {
+    // A `|` inside a cell, even in a code span, would end the cell.
+    let cell = |text: &str| text.replace('|', "\\|");
+    let _ = writeln!(
+        out,
+        "| `{id}` | {} | {} | {} |",
+        cell(checked_in),
+        cell(matches),
+        cell(fix)
+    );
+}
+
+/// The code a rule is checked in, as a user names it.
+fn checked_in(applies: impl Fn(Scope) -> bool, severity: Severity) -> String {
+    let scopes = [
+        (Scope::IoBound, "`#[io_bound]`"),
+        (Scope::CpuBound, "`#[cpu_bound]`"),
+        (Scope::BackgroundAsync, "`#[background] async fn`"),
+        (Scope::Blocking, "`#[blocking]`"),
+        (Scope::BackgroundSync, "`#[background] fn`"),
+    ];
+    let mut places: Vec<&str> = scopes
+        .iter()
+        .filter(|(scope, _)| applies(*scope))
+        .map(|(_, name)| *name)
+        .collect();
+    if applies(Scope::Async) {
+        places.push(match severity {
+            Severity::Error => "the audit",
+            Severity::Warning => "the audit, as a warning",
+        });
+    }
+    places.join(", ")
+}
+
+fn described_matcher(matcher: Matcher) -> String {
+    let methods = |names: &[&str], args: &str| {
+        names
+            .iter()
+            .map(|name| format!("`.{name}({args})`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matcher {
+        Matcher::Path { path, min } => {
+            let full = path.join("::");
+            if min >= path.len() {
+                format!("`{full}(..)`")
+            } else {
+                let shortest = path[path.len() - min..].join("::");
+                format!("`{full}(..)`, written as short as `{shortest}(..)`")
+            }
+        }
+        Matcher::PathPrefix(prefix) => format!("any call under `{}::`", prefix.join("::")),
+        Matcher::Method { name, args } => match args {
+            Some(0) => format!("`.{name}()`"),
+            Some(1) => format!("`.{name}(..)` with one argument"),
+            Some(n) => format!("`.{name}(..)` with {n} arguments"),
+            None => format!("`.{name}(..)`"),
+        },
+        Matcher::OriginMethod { origins, names } => {
+            let origins: Vec<&str> = origins.iter().map(|origin| origin.described()).collect();
+            format!("{} on {}", methods(names, ".."), origins.join(" or "))
+        }
+        Matcher::DieselQuery(names) => format!(
+            "diesel's {} in a module that uses diesel and not diesel-async",
+            methods(names, "conn")
+        ),
+    }
+}
+
+/// A fix as Markdown: its `{name}` and `{path}` placeholders as a reader
+/// sees them, and the attributes it names as code (else rustdoc reads
+/// `[blocking]` as a link).
+fn fix_markdown(fix: &str) -> String {
+    ["#[blocking]", "#[cpu_bound]"].iter().fold(
+        fix.replace("{name}", "<name>").replace("{path}", "<path>"),
+        |fix, attribute| fix.replace(attribute, &format!("`{attribute}`")),
+    )
+}
+
 /// Paths whose closure arguments run somewhere else than the calling task, so
 /// blocking inside them is the point, not a mistake. Matched like
 /// [`Matcher::Path`].
@@ -774,5 +972,36 @@ mod tests {
             &["reqwest", "blocking"]
         ));
         assert!(!path_starts_with(&segs("ureq"), &["ureq"]));
+    }
+
+    /// `check/RULES.md` is what [`markdown`] renders from the table, so that
+    /// the docs never drift from the rules.
+    #[test]
+    fn rules_doc_is_the_rendered_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("RULES.md");
+        let rendered = markdown();
+        if std::env::var_os("LANES_BLESS").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == rendered,
+            "{} is not the rendering of the rule table in check/src/rules.rs; \
+             regenerate it with `LANES_BLESS=1 cargo test -p lanes-check rules_doc`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn the_rules_doc_names_every_rule_and_escapes_closures() {
+        let doc = markdown();
+        for rule in BUILTIN {
+            assert!(doc.contains(&format!("| `{}` |", rule.id)), "{}", rule.id);
+        }
+        assert!(doc.contains(
+            "| `std-guard-across-await` | `#[io_bound]`, `#[background] async fn`, the audit |"
+        ));
+        assert!(doc.contains("| `path-stat` | the audit, as a warning |"));
+        assert!(doc.contains("`lanes::run_blocking(move \\|\\| ..).await`"));
     }
 }

@@ -12,7 +12,7 @@ use syn::{Block, Expr, ExprCall, ExprMethodCall, FnArg, Pat, Signature, Stmt, To
 
 use crate::config::{Config, CustomRule};
 use crate::escape;
-use crate::finding::{Finding, Scope, Severity};
+use crate::finding::{Finding, Scope};
 use crate::flow::{self, Flows};
 use crate::model::summary::{Call, Leaf, Raw};
 use crate::model::{Chain, Held, ItemPath, Model, Place};
@@ -307,23 +307,14 @@ impl<'a> Walker<'a> {
     }
 
     fn checks_guards(&self) -> bool {
-        !self.summarizing
-            && matches!(
-                self.scope,
-                Scope::IoBound | Scope::Async | Scope::BackgroundAsync
-            )
+        !self.summarizing && crate::rules::guards_checked_in(self.scope)
     }
 
     fn applies(&self, kind: Kind) -> bool {
         if self.summarizing {
             return kind != Kind::PathStat;
         }
-        match self.scope {
-            Scope::Async => true,
-            Scope::IoBound | Scope::BackgroundAsync => kind != Kind::PathStat,
-            Scope::CpuBound => kind == Kind::Blocking,
-            Scope::Blocking | Scope::BackgroundSync => false,
-        }
+        kind.applies_in(self.scope)
     }
 
     /// What `written` names: through `use` items of the body, then the
@@ -379,13 +370,8 @@ impl<'a> Walker<'a> {
                 self.scope.attribute()
             ),
         };
-        let severity = if kind == Kind::PathStat {
-            Severity::Warning
-        } else {
-            Severity::Error
-        };
         self.findings
-            .push(Finding::new(rule, message, start, end).with_severity(severity));
+            .push(Finding::new(rule, message, start, end).with_severity(kind.severity()));
     }
 
     fn report_rule(
@@ -1102,7 +1088,7 @@ impl<'a> Walker<'a> {
             live[0].name
         );
         self.findings.push(Finding::new(
-            "std-guard-across-await",
+            crate::rules::GUARD_ACROSS_AWAIT,
             message,
             dot,
             await_kw,

@@ -1,6 +1,8 @@
 //! `cargo lanes audit`: the blocking calls in async code that carries no
 //! lanes attribute yet, found by the same rules the `lanes` macros apply.
 
+#![warn(missing_docs)]
+
 mod config;
 mod crates;
 mod depth;
@@ -39,6 +41,7 @@ pub struct Report {
 pub struct Flagged {
     /// Relative to the audited folder, with `/` separators.
     pub file: String,
+    /// The name of the fn the body is in (`checkout`, `Api::users`).
     pub function: String,
     /// The findings are in an `async fn`'s body, not in an async block.
     pub is_async_fn: bool,
@@ -51,6 +54,7 @@ pub struct Flagged {
     pub roles: Vec<String>,
     /// The body awaits something besides its blocking calls.
     pub awaits: bool,
+    /// Its blocking calls, in source order.
     pub hotspots: Vec<Hotspot>,
 }
 
@@ -96,24 +100,33 @@ impl Serialize for Context {
 /// One blocking call.
 #[derive(Debug, Serialize)]
 pub struct Hotspot {
+    /// The call's line, 1-based.
     pub line: usize,
     /// 1-based, like rustc's.
     pub column: usize,
+    /// The rule id (`thread-sleep`), or a `lanes.toml` rule's path.
     pub rule: String,
     /// A warning (a path stat) is reported without failing the audit.
     pub severity: Severity,
+    /// What blocks and the fix, with the way down through the crate's
+    /// helpers when the call reaches one.
     pub message: String,
 }
 
 impl Hotspot {
+    /// A warning (a path stat): reported, but it does not fail the audit.
     pub fn is_warning(&self) -> bool {
         self.severity == Severity::Warning
     }
 }
 
+/// A file the audit could not read.
 #[derive(Debug, Serialize)]
 pub struct Skipped {
+    /// Relative to the audited folder, with `/` separators.
     pub file: String,
+    /// Why: it could not be read or parsed, it is nested too deeply to
+    /// parse safely, or the audit failed on it.
     pub reason: String,
 }
 
@@ -135,7 +148,9 @@ pub enum Error {
     Config(ConfigError),
     /// The `lanes.toml` of [`Options::config_dir`] could not be read.
     MissingConfig {
+        /// The file looked for.
         path: PathBuf,
+        /// Why it could not be read.
         error: std::io::Error,
     },
 }

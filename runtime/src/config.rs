@@ -56,6 +56,7 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The defaults, as each setting below states them.
     pub fn new() -> Self {
         Self::default()
     }

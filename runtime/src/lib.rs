@@ -83,9 +83,11 @@
 //!   not stall the event loop, and [`testing::Strict`] fails a test at its
 //!   first blocking poll, with the stack.
 //!
-//! # Project rules and the escape hatch
-//! A `lanes.toml` at the crate root adds blocking calls and allows others
-//! (see the README). One statement can be exempted, with a written reason:
+//! # What counts as blocking
+//! [`rules`] lists every call the attributes refuse, with its rule id and
+//! the fix. A `lanes.toml` at the crate root adds blocking calls, allows
+//! others and names the project's own offloaders ([`config_file`]). One
+//! statement can be exempted, with a written reason:
 //!
 //! ```
 //! #[lanes::io_bound]
@@ -95,15 +97,39 @@
 //!     text
 //! }
 //! ```
+//!
+//! # Features
+//! - `macros` (default): the four attributes.
+//! - `sqlite` (default): [`jobs::Store::sqlite`], the embedded durable job
+//!   store `#[background]` uses unless [`Config::job_store`] names another
+//!   (rusqlite, with SQLite bundled).
+//! - `postgres`: [`jobs::Store::postgres`], for several instances sharing
+//!   one queue (sqlx).
+//!
+//! # Minimum supported Rust version
+//! Rust 1.94, the newest `rust-version` among the locked dependencies
+//! (sqlx 0.9); the macros need at least 1.88 (`Span::local_file`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
 
 mod clock;
 mod config;
+pub mod config_file;
 mod dashboard;
 mod detached;
 mod heartbeat;
 pub mod jobs;
 mod lane;
 mod poll;
+pub mod rules {
+    //! The calls the attributes refuse and `cargo lanes audit` reports, by
+    //! rule id: what each matches, where it applies, and the fix. Generated
+    //! from the rule table the macros run (`check/src/rules.rs`); projects
+    //! add their own in `lanes.toml` ([`config_file`](crate::config_file)).
+    //!
+    #![doc = include_str!("../RULES.md")]
+}
 mod shed;
 mod signal;
 mod stack;
@@ -199,6 +225,7 @@ pub use watch::{Watch, Watched, WatchedFuture};
 /// # }
 /// ```
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use lanes_macros::io_bound;
 
 /// Runs a synchronous fn doing blocking I/O on tokio's blocking pool, and
@@ -221,6 +248,7 @@ pub use lanes_macros::io_bound;
 /// # }
 /// ```
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use lanes_macros::blocking;
 
 /// Runs a synchronous, CPU-heavy fn on the CPU lane's rayon pool, and makes
@@ -241,6 +269,7 @@ pub use lanes_macros::blocking;
 /// # }
 /// ```
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use lanes_macros::cpu_bound;
 
 /// Turns a fn into a durable job kind: calling it enqueues a job and
@@ -348,6 +377,7 @@ pub use lanes_macros::cpu_bound;
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use lanes_macros::background;
 
 /// Runs a closure on the blocking lane (behind [`Config::blocking_limit`])

@@ -66,6 +66,8 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// Wraps an `#[io_bound]` fn's body so that each of its polls is timed
+/// under `site`.
 pub fn io_bound<R, F: Future<Output = R>>(site: &'static Site, body: F) -> IoBound<F> {
     IoBound {
         body,

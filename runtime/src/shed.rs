@@ -145,6 +145,7 @@ where
 pub struct ShedLayer;
 
 impl ShedLayer {
+    /// The layer; its waits and `Retry-After` come from [`Config`](crate::Config).
     pub fn new() -> ShedLayer {
         ShedLayer
     }

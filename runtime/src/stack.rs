@@ -18,6 +18,7 @@ pub struct Frame {
     pub function: String,
     /// The source file, relative to the working directory when under it.
     pub file: Option<String>,
+    /// The line in `file`; `None` when the debug info has no line for it.
     pub line: Option<u32>,
 }
 

@@ -892,12 +892,26 @@ pub fn stats() -> Stats {
 }
 
 /// What [`stats`] returns; serialized as JSON, and an axum response.
+///
+/// Every count is since the process started (or since the fn's first call)
+/// and only grows, except the "now" figures (`in_flight`, `queued`,
+/// `admitted`, `running`, `waiting`). Times are in milliseconds.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
-    /// How late the heartbeat task woke at its last beat.
+    /// How late the heartbeat task woke at its last beat, in milliseconds:
+    /// it sleeps 20 ms at a time on the tokio runtime of the lane calls, and a
+    /// worker held by a blocking call (or every worker busy) makes it late.
+    /// tokio's timer adds up to about 1 ms to any wake; 0 until the first
+    /// beat.
     pub event_loop_lag_ms: f64,
+    /// The three lanes, I/O, blocking and CPU in that order (see
+    /// [`Stats::lane`]): each one's bound and the totals of its fns.
     pub lanes: Vec<LaneStats>,
+    /// Each lane fn called so far, in the order of first calls; closures
+    /// run through [`run_blocking`](crate::run_blocking) and
+    /// [`run_cpu`](crate::run_cpu) count as `lanes::run_blocking` and
+    /// `lanes::run_cpu`.
     pub handlers: Vec<HandlerStats>,
     /// Each route [`Watch`](crate::Watch) has served.
     pub routes: Vec<RouteStats>,
@@ -908,6 +922,7 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The figures of `lane`; every snapshot holds all three.
     pub fn lane(&self, lane: Lane) -> &LaneStats {
         self.lanes
             .iter()
@@ -941,41 +956,85 @@ impl axum::response::IntoResponse for Stats {
     }
 }
 
+/// One lane: its admission bound, and the sums of its fns' figures (those
+/// of [`HandlerStats`], which see).
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct LaneStats {
+    /// Which lane.
     pub lane: Lane,
-    /// The admission bound, for the lanes that have one.
+    /// The admission bound: [`Config::blocking_limit`] calls running on
+    /// the blocking lane, [`Config::cpu_admission`] calls running or queued
+    /// in the CPU pool. `None` on the I/O lane, which has no bound.
+    ///
+    /// [`Config::blocking_limit`]: crate::Config::blocking_limit
+    /// [`Config::cpu_admission`]: crate::Config::cpu_admission
     pub capacity: Option<usize>,
-    /// Calls holding a place within the bound now.
+    /// Places of that bound taken now; `None` on the I/O lane.
     pub admitted: Option<usize>,
+    /// Calls running now.
     pub in_flight: u64,
+    /// Calls waiting now for a place (always 0 on the I/O lane).
     pub queued: u64,
+    /// Calls that have ended: returned, panicked, or dropped while running.
     pub completed: u64,
+    /// Calls answered `503` after waiting past the lane's maximum wait.
     pub shed: u64,
+    /// Calls that ended in a panic.
     pub panics: u64,
+    /// Polls longer than [`Config::slow_poll_threshold`] (I/O lane only).
+    ///
+    /// [`Config::slow_poll_threshold`]: crate::Config::slow_poll_threshold
     pub slow_polls: u64,
+    /// Polls the watchdog caught holding their worker past
+    /// [`Config::watchdog_threshold`] (I/O lane only).
+    ///
+    /// [`Config::watchdog_threshold`]: crate::Config::watchdog_threshold
     pub stuck_polls: u64,
 }
 
+/// One lane fn (`#[io_bound]`, `#[blocking]` or `#[cpu_bound]`, or the
+/// closures of [`run_blocking`](crate::run_blocking) and
+/// [`run_cpu`](crate::run_cpu)), from its first call on.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct HandlerStats {
-    /// The fn's path, `module::name`.
+    /// The fn's path, `module::name`, as in the metrics' `handler` label.
     pub handler: &'static str,
+    /// The lane it runs on.
     pub lane: Lane,
+    /// Calls running now: an `#[io_bound]` call from its first poll to its
+    /// end, a pool call while its body runs.
     pub in_flight: u64,
+    /// Calls waiting now for their lane's bound or the fn's own `limit`
+    /// (always 0 for `#[io_bound]`).
     pub queued: u64,
+    /// Calls that have ended: returned, panicked, or dropped while running.
     pub completed: u64,
+    /// Calls answered `503` after waiting past the lane's maximum wait
+    /// (under [`ShedLayer`](crate::ShedLayer) or [`Watch`](crate::Watch)).
     pub shed: u64,
+    /// Calls that ended in a panic.
     pub panics: u64,
+    /// Polls longer than [`Config::slow_poll_threshold`] (`#[io_bound]`
+    /// only).
+    ///
+    /// [`Config::slow_poll_threshold`]: crate::Config::slow_poll_threshold
     pub slow_polls: u64,
+    /// Polls the watchdog caught holding their worker past
+    /// [`Config::watchdog_threshold`] (`#[io_bound]` only).
+    ///
+    /// [`Config::watchdog_threshold`]: crate::Config::watchdog_threshold
     pub stuck_polls: u64,
     /// Calls that did not finish within their `timeout`.
     pub timeouts: u64,
+    /// How long calls waited for their lane before they started (calls
+    /// that never started are not in it).
     pub queue_wait: TimingStats,
+    /// How long calls ran, to their end, however they ended.
     pub run: TimingStats,
-    /// Where the watchdog last caught a poll of it stuck.
+    /// Where the watchdog last caught a poll of it stuck, outermost frame
+    /// first; `None` if it never was, or off Linux (no stack is taken).
     pub last_stuck_stack: Option<Stack>,
 }
 
@@ -992,17 +1051,28 @@ impl SiteStats {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct RouteStats {
-    /// `GET /users/{id}`.
+    /// The method and the matched path: `GET /users/{id}`.
     pub route: &'static str,
+    /// Whether its calls run on the event loop or are quarantined now.
     pub mode: RouteMode,
+    /// Requests being served now.
     pub in_flight: u64,
     /// Calls waiting for a place while the route is quarantined.
     pub queued: u64,
+    /// Requests whose future has ended: answered, panicked, or dropped.
     pub completed: u64,
     /// Calls shed while they waited for a place.
     pub shed: u64,
+    /// Requests whose future panicked.
     pub panics: u64,
+    /// Polls longer than [`Config::slow_poll_threshold`].
+    ///
+    /// [`Config::slow_poll_threshold`]: crate::Config::slow_poll_threshold
     pub slow_polls: u64,
+    /// Polls the watchdog caught holding their worker past
+    /// [`Config::watchdog_threshold`].
+    ///
+    /// [`Config::watchdog_threshold`]: crate::Config::watchdog_threshold
     pub stuck_polls: u64,
     /// Requests answered `504` because a lane call in them timed out.
     pub timeouts: u64,
@@ -1012,7 +1082,9 @@ pub struct RouteStats {
     pub quarantined_calls: u64,
     /// Calls run on the event loop to see whether it still blocks.
     pub probes: u64,
+    /// How long quarantined calls waited for a place.
     pub queue_wait: TimingStats,
+    /// How long requests took, from the first poll to the end.
     pub run: TimingStats,
     /// Where the watchdog last caught a poll of it stuck.
     pub last_stuck_stack: Option<Stack>,
@@ -1067,21 +1139,30 @@ impl HandlerStats {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct JobStats {
+    /// The job kind's name (`module::fn` unless `#[background(kind = ..)]`
+    /// names it).
     pub kind: String,
+    /// The queue its jobs were taken from.
     pub queue: String,
     /// Attempts running now.
     pub running: u64,
+    /// Attempts that ended the job with its result.
     pub succeeded: u64,
     /// Attempts that failed and will run again.
     pub retried: u64,
+    /// Attempts that failed with none left: the job is dead.
     pub dead: u64,
+    /// Attempts stopped because the job was cancelled.
     pub cancelled: u64,
     /// Attempts given back unfinished at a shutdown.
     pub released: u64,
     /// Attempts whose lease ran out while they ran.
     pub lost: u64,
-    /// From due to claimed.
+    /// How long jobs waited from due (enqueued, or their retry or
+    /// `run_at` time) to claimed.
     pub wait: TimingStats,
+    /// How long attempts ran, including a sync body that ran past its
+    /// timeout.
     pub run: TimingStats,
 }
 
@@ -1108,21 +1189,26 @@ impl JobStats {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct QueueStats {
+    /// The queue's name.
     pub queue: String,
     /// Queued, or failed and waiting for their retry.
     pub waiting: u64,
 }
 
+/// A duration measured many times: how many, their mean and the longest.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[non_exhaustive]
 pub struct TimingStats {
+    /// How many were measured.
     pub count: u64,
+    /// Their mean, in milliseconds; 0 when none was.
     pub mean_ms: f64,
-    /// The median, within 19% (samples are counted in buckets half an
-    /// octave wide); 0 before the first sample.
+    /// The median, in milliseconds, within 19% (samples are counted in
+    /// buckets half an octave wide); 0 when none was.
     pub p50_ms: f64,
-    /// The 99th percentile, within 19%.
+    /// The 99th percentile, in milliseconds, within 19%.
     pub p99_ms: f64,
+    /// The longest, in milliseconds; 0 when none was.
     pub max_ms: f64,
 }
 

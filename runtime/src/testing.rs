@@ -96,11 +96,13 @@ impl Load {
         }
     }
 
+    /// How many requests to send in all. Default: 100.
     pub fn requests(mut self, requests: usize) -> Load {
         self.requests = requests;
         self
     }
 
+    /// How many requests are in flight at once (at least 1). Default: 10.
     pub fn concurrency(mut self, concurrency: usize) -> Load {
         self.concurrency = concurrency.max(1);
         self
@@ -240,10 +242,14 @@ pub struct LoadReport {
     pub statuses: BTreeMap<u16, usize>,
     /// From the first request sent to the last response read.
     pub elapsed: Duration,
+    /// The 99th percentile of the requests' latencies, each from sending
+    /// the request to reading the last byte of its body.
     pub latency_p99: Duration,
     /// The latest the event loop ran the lag probe, past its due time, while
     /// the load ran (tokio's timer adds up to about 1 ms to any wake).
     pub max_lag: Duration,
+    /// The 99th percentile of the probe's lateness; the probe wakes every
+    /// millisecond.
     pub lag_p99: Duration,
 }
 

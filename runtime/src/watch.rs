@@ -52,6 +52,8 @@ use crate::stats::RouteMode;
 pub struct Watch;
 
 impl Watch {
+    /// The layer; its thresholds and quarantine come from
+    /// [`Config`](crate::Config).
     pub fn new() -> Watch {
         Watch
     }

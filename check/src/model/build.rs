@@ -20,6 +20,7 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Relative to the folder the model was built for, with `/`.
     pub display: String,
+    /// Its syntax tree.
     pub ast: syn::File,
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 /// A crate root: `src/lib.rs`, `src/main.rs`, a `[[bin]]`'s path, ...
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Root {
+    /// The root file.
     pub file: PathBuf,
     /// The name the package's other crates use for this one: set for the
     /// library, so that `my_crate::db::query` from a binary resolves.
@@ -17,14 +18,18 @@ pub struct Root {
 /// A cargo package: its folder and its crate roots, the library first.
 #[derive(Clone, Debug)]
 pub struct Package {
+    /// The folder of its `Cargo.toml`.
     pub dir: PathBuf,
+    /// Its crate roots, the library first.
     pub roots: Vec<Root>,
 }
 
 /// A `Cargo.toml` that could not be read.
 #[derive(Debug)]
 pub struct LoadError {
+    /// The manifest.
     pub path: PathBuf,
+    /// Why: the I/O or TOML error.
     pub message: String,
 }
 

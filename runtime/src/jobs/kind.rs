@@ -35,6 +35,9 @@ pub struct JobKind {
 inventory::collect!(JobKind);
 
 impl JobKind {
+    /// A `#[background]` fn's kind, as its expansion registers it: its
+    /// name, its options (`None` for the defaults), the `State` types it
+    /// takes, and the fn that runs a stored job.
     pub const fn new(
         name: &'static str,
         queue: Option<&'static str>,
@@ -165,10 +168,13 @@ pub struct JobPayload {
 }
 
 impl JobPayload {
+    /// No arguments yet.
     pub fn new() -> JobPayload {
         JobPayload::default()
     }
 
+    /// Adds the value an argument's pattern binds, under its name; a value
+    /// that does not serialize makes the enqueue fail, naming it.
     pub fn argument<T: Serialize>(mut self, name: &'static str, value: &T) -> JobPayload {
         match serde_json::to_value(value) {
             Ok(value) => {

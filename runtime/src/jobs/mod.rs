@@ -112,6 +112,8 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The state as the status JSON and the SQL stores spell it:
+    /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -149,8 +151,11 @@ impl JobState {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct NewJob {
+    /// The name the workers' [`Registry`] knows the job's fn by.
     pub kind: String,
+    /// The queue workers take it from. Default: `"default"`.
     pub queue: String,
+    /// The arguments, as the kind's fn reads them.
     pub payload: serde_json::Value,
     /// Attempts before the job is dead; at least 1. Default: 3.
     pub max_attempts: u32,
@@ -166,6 +171,8 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// A job of `kind` with these arguments, on the `default` queue, with 3
+    /// attempts of at most 5 minutes each, due now.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> NewJob {
         NewJob {
             kind: kind.into(),
@@ -179,30 +186,37 @@ impl NewJob {
         }
     }
 
+    /// The queue workers take it from.
     pub fn queue(mut self, queue: impl Into<String>) -> NewJob {
         self.queue = queue.into();
         self
     }
 
+    /// Attempts before the job is dead, the first included; 0 counts as 1.
     pub fn max_attempts(mut self, attempts: u32) -> NewJob {
         self.max_attempts = attempts.max(1);
         self
     }
 
+    /// How long one attempt may run before it is stopped and retried.
     pub fn timeout(mut self, timeout: Duration) -> NewJob {
         self.timeout = timeout;
         self
     }
 
+    /// Not before `at`; a time in the past is due at once.
     pub fn run_at(mut self, at: SystemTime) -> NewJob {
         self.run_at = Some(at);
         self
     }
 
+    /// Not before `delay` from now.
     pub fn run_after(self, delay: Duration) -> NewJob {
         self.run_at(SystemTime::now() + delay)
     }
 
+    /// A key that makes a repeated enqueue a no-op: an enqueue with a key
+    /// the store already holds returns that job's id and adds nothing.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> NewJob {
         self.idempotency_key = Some(key.into());
         self
@@ -220,27 +234,40 @@ impl NewJob {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct Job {
+    /// Its id, as [`Store::enqueue`] returned it.
     pub id: JobId,
+    /// The name of the fn that runs it.
     pub kind: String,
+    /// The queue it is on.
     pub queue: String,
+    /// Where it is in its life.
     pub state: JobState,
+    /// Attempts begun so far (a released attempt is not counted).
     pub attempts: u32,
+    /// Attempts it may have in all, the first included.
     pub max_attempts: u32,
     /// 0 to 100, as the job last reported.
     pub progress: u8,
+    /// The message of its last progress report.
     pub message: Option<String>,
     /// The last attempt's error.
     pub error: Option<String>,
+    /// What its fn returned, as JSON, once it succeeded.
     pub result: Option<serde_json::Value>,
+    /// A cancel was asked for while it ran; its worker stops it.
     pub cancel_requested: bool,
+    /// When it was enqueued (milliseconds since the Unix epoch in JSON, as
+    /// are the other times).
     #[serde(serialize_with = "millis::serialize")]
     pub created_at: SystemTime,
+    /// When it last changed.
     #[serde(serialize_with = "millis::serialize")]
     pub updated_at: SystemTime,
     /// When it is due: when it runs next, or when its last attempt became
     /// due.
     #[serde(serialize_with = "millis::serialize")]
     pub run_at: SystemTime,
+    /// When it ended (succeeded, dead or cancelled); `None` until then.
     #[serde(serialize_with = "millis::serialize_option")]
     pub finished_at: Option<SystemTime>,
     /// Higher is claimed first within its queue ([`NewJob::priority`]).
@@ -251,13 +278,20 @@ pub struct Job {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Claimed {
+    /// The job's id; the worker names it in every write of the attempt.
     pub id: JobId,
+    /// The name of the fn to run it with.
     pub kind: String,
+    /// The queue it was claimed from.
     pub queue: String,
+    /// Its arguments, as enqueued.
     pub payload: serde_json::Value,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// Attempts it may have in all: this one is its last when equal to
+    /// `attempt`.
     pub max_attempts: u32,
+    /// How long this attempt may run.
     pub timeout: Duration,
     /// When the job became due: its `run_at`, or the end of the lease it
     /// was taken back from.
@@ -270,13 +304,18 @@ pub struct Claimed {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct NextClaim {
+    /// The queue to claim from.
     pub queue: String,
+    /// The worker the jobs are leased to.
     pub worker: String,
+    /// How long the lease lasts unless renewed.
     pub lease: Duration,
+    /// The most jobs to claim.
     pub limit: usize,
 }
 
 impl NextClaim {
+    /// Up to `limit` jobs of `queue` for `worker`, leased for `lease`.
     pub fn new(
         queue: impl Into<String>,
         worker: impl Into<String>,
@@ -295,14 +334,18 @@ impl NextClaim {
 /// How an attempt ended.
 #[derive(Clone, Debug)]
 pub enum Finish {
+    /// Done, with the result to keep (what the fn returned, as JSON).
     Succeeded(Option<serde_json::Value>),
     /// Failed; runs again at the given time.
     Retry {
+        /// Why the attempt failed, shown in the job's status.
         error: String,
+        /// When the next attempt is due.
         at: SystemTime,
     },
     /// Failed for good.
     Dead {
+        /// Why, shown in the job's status.
         error: String,
     },
     /// Stopped because its cancellation was requested.
@@ -452,7 +495,12 @@ pub enum StoreError {
     /// (queued, running, or failed and waiting for their retry) as its
     /// bound allows: `limit`. Nothing was enqueued; a handler answers
     /// `503` with `Retry-After`.
-    Full { bound: Bound, limit: u64 },
+    Full {
+        /// Whose bound: the store's or the queue's.
+        bound: Bound,
+        /// That bound, in unfinished jobs.
+        limit: u64,
+    },
     /// The database refused or could not be reached.
     Database(String),
     /// A stored row could not be read back.
@@ -691,6 +739,7 @@ impl Store {
     /// [`DEFAULT_MAX_UNFINISHED`] unfinished jobs, enqueues durable across
     /// power loss.
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store, StoreError> {
         Store::sqlite_with(path, StoreOptions::new()).await
     }
@@ -699,6 +748,7 @@ impl Store {
     /// for every store handle on the file (each enqueue counts and adds in
     /// one write transaction), if each is opened with the same options.
     #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn sqlite_with(
         path: impl AsRef<std::path::Path>,
         options: StoreOptions,
@@ -713,6 +763,7 @@ impl Store {
     /// [`StoreOptions`]: at most [`DEFAULT_MAX_UNFINISHED`] unfinished
     /// jobs, enqueues durable across power loss.
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(url: &str, schema: &str) -> Result<Store, StoreError> {
         Store::postgres_with(url, schema, StoreOptions::new()).await
     }
@@ -722,6 +773,7 @@ impl Store {
     /// (each enqueue counts and adds under one transaction-scoped lock of
     /// the schema), if each is opened with the same options.
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres_with(
         url: &str,
         schema: &str,
@@ -896,6 +948,8 @@ impl Store {
         )
     }
 
+    /// The job's status, or `None` if the store holds no job of that id
+    /// (never enqueued, or a finished job the memory store has let go).
     pub async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         on_store!(
             self,

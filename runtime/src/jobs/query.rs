@@ -22,8 +22,12 @@ pub const MOST_JOBS_LISTED: usize = 500;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct JobQuery {
+    /// Only the jobs of this queue.
     pub queue: Option<String>,
+    /// Only the jobs in this state.
     pub state: Option<JobState>,
+    /// Only the jobs of this kind (its full name, as the job's status
+    /// shows it).
     pub kind: Option<String>,
     /// Set through [`JobQuery::limit`], which keeps it in range.
     pub(crate) limit: usize,
@@ -49,16 +53,19 @@ impl JobQuery {
         JobQuery::default()
     }
 
+    /// Only the jobs of `queue`.
     pub fn queue(mut self, queue: impl Into<String>) -> JobQuery {
         self.queue = Some(queue.into());
         self
     }
 
+    /// Only the jobs in `state`.
     pub fn state(mut self, state: JobState) -> JobQuery {
         self.state = Some(state);
         self
     }
 
+    /// Only the jobs of `kind`.
     pub fn kind(mut self, kind: impl Into<String>) -> JobQuery {
         self.kind = Some(kind.into());
         self
@@ -70,6 +77,7 @@ impl JobQuery {
         self
     }
 
+    /// The page after the one whose [`JobPage::next`] is `cursor`.
     pub fn after(mut self, cursor: Cursor) -> JobQuery {
         self.after = Some(cursor);
         self
@@ -99,6 +107,7 @@ impl JobQuery {
 #[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct JobPage {
+    /// At most the query's limit, newest first.
     pub jobs: Vec<Job>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
@@ -170,10 +179,15 @@ impl FromStr for Cursor {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct QueueCounts {
+    /// The queue's name.
     pub queue: String,
+    /// Waiting for a worker, now or from their `run_at`.
     pub queued: u64,
+    /// Claimed by a worker (their lease may have run out unnoticed yet).
     pub running: u64,
+    /// Their last attempt failed, and they wait for their retry.
     pub failed: u64,
+    /// Every attempt failed; kept until deleted.
     pub dead: u64,
 }
 

@@ -40,6 +40,7 @@ pub struct StateArgument<T> {
     state: StateType,
 }
 
+/// The `State<T>` argument of type `T`.
 pub const fn state_argument<T: WorkerState>() -> StateArgument<T> {
     StateArgument {
         get: States::get::<T>,
@@ -51,6 +52,7 @@ pub const fn state_argument<T: WorkerState>() -> StateArgument<T> {
 }
 
 impl<T> StateArgument<T> {
+    /// The type, as the kind lists it for the workers' start-up check.
     pub const fn state_type(&self) -> StateType {
         self.state
     }
@@ -137,7 +139,7 @@ impl States {
 }
 
 /// The value of a job's `State<T>` argument, cloned from the workers'.
-/// [`States::check`] makes it present for every kind the workers claim;
+/// The workers' start-up check makes it present for every kind they claim;
 /// a job enqueued by hand into another queue may still meet a worker
 /// without it, and then fails (and is retried) naming the fix.
 pub fn job_state<T>(context: &JobContext, argument: StateArgument<T>) -> Result<T, NotStarted> {

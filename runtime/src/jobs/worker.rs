@@ -48,6 +48,7 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    /// The running job's id, as its status route names it.
     pub fn id(&self) -> JobId {
         self.id
     }
@@ -231,6 +232,8 @@ impl fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// No kinds: add them with [`register`](Self::register), or start from
+    /// [`Registry::registered`] for the `#[background]` fns.
     pub fn new() -> Registry {
         Registry::default()
     }

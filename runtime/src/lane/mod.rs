@@ -96,12 +96,19 @@ pub(crate) fn unerase<R: 'static>(value: Value) -> R {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Lane {
+    /// `#[io_bound]`: the tokio worker the call was polled on.
     IoBound,
+    /// `#[blocking]` and [`run_blocking`](crate::run_blocking): tokio's
+    /// blocking pool, behind [`Config::blocking_limit`](crate::Config::blocking_limit).
     Blocking,
+    /// `#[cpu_bound]` and [`run_cpu`](crate::run_cpu): the rayon pool of
+    /// [`Config::cpu_threads`](crate::Config::cpu_threads).
     CpuBound,
 }
 
 impl Lane {
+    /// The name in the metrics' `lane` label and in [`stats()`](crate::stats)'s
+    /// JSON: `io_bound`, `blocking` or `cpu_bound`.
     pub fn as_str(self) -> &'static str {
         match self {
             Lane::IoBound => "io_bound",
@@ -125,10 +132,12 @@ pub struct Site {
 }
 
 impl Site {
+    /// An `#[io_bound]` fn named `name` (`module::fn`).
     pub const fn io_bound(name: &'static str) -> Site {
         Site::new(name, Lane::IoBound, None)
     }
 
+    /// A `#[blocking]` fn, with its `limit = N` if it has one.
     pub const fn blocking(name: &'static str, limit: Option<usize>) -> Site {
         let limit = match limit {
             Some(permits) => Some(Semaphore::const_new(permits)),
@@ -137,6 +146,7 @@ impl Site {
         Site::new(name, Lane::Blocking, limit)
     }
 
+    /// A `#[cpu_bound]` fn.
     pub const fn cpu_bound(name: &'static str) -> Site {
         Site::new(name, Lane::CpuBound, None)
     }
