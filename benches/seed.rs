@@ -9,6 +9,7 @@
 //! process over 127.0.0.1.
 
 mod compile;
+mod dashboard;
 mod load;
 mod operations;
 mod peers;
@@ -1475,6 +1476,7 @@ const SCENARIOS: &[Scenario] = &[
     ("watch", watch::watch),
     ("compile", compile::compile),
     ("side-by-side", peers::side_by_side),
+    ("dashboard", dashboard::dashboard),
 ];
 
 fn main() {
