@@ -6,28 +6,16 @@
 //! under `CI=true`, where it fails.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use fantoccini::{Client, ClientBuilder, Locator};
-use lanes::jobs::{JobContext, JobState, NewJob, Registry, Store, Workers};
+use lanes::jobs::{JobState, NewJob, Registry, Store, Workers};
 use serde_json::json;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Fails its first run, succeeds after.
-static CHARGED_ONCE: AtomicBool = AtomicBool::new(false);
-
-async fn charge(_: JobContext, card: String) -> Result<String, String> {
-    if CHARGED_ONCE.swap(true, Ordering::SeqCst) {
-        Ok(format!("charged {card}"))
-    } else {
-        Err(format!("card {card} was declined"))
-    }
-}
 
 /// Listed among the schedules; no worker of the test runs it.
 #[lanes::background(every = "1h", queue = "maintenance")]
@@ -142,7 +130,7 @@ async fn the_dashboard_shows_live_figures_and_retries_a_dead_job() {
     let store = Store::memory(1_000);
     let workers = Workers::start(
         store.clone(),
-        Registry::new().register("charge", charge),
+        Registry::new().register("charge", lanes_tests::charge_declined_once),
         lanes_tests::fast_workers(),
     )
     .unwrap();

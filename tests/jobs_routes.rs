@@ -4,7 +4,6 @@
 //! `GET /jobs` pages through jobs and `POST /jobs/{id}/retry` runs a dead
 //! one again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -202,17 +201,6 @@ async fn delete_cancels_a_running_job() {
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
-/// Fails its first run, succeeds after.
-static CHARGED_ONCE: AtomicBool = AtomicBool::new(false);
-
-async fn charge(_: JobContext, card: String) -> Result<String, String> {
-    if CHARGED_ONCE.swap(true, Ordering::SeqCst) {
-        Ok(format!("charged {card}"))
-    } else {
-        Err(format!("{card} was declined"))
-    }
-}
-
 async fn operators_only(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -239,7 +227,7 @@ async fn an_operator_pages_through_jobs_and_retries_a_dead_one() {
     let store = Store::memory(100);
     let workers = Workers::start(
         store.clone(),
-        Registry::new().register("charge", charge),
+        Registry::new().register("charge", lanes_tests::charge_declined_once),
         WorkerConfig::default().idle_wait(Duration::from_millis(20)),
     )
     .unwrap();
@@ -261,7 +249,7 @@ async fn an_operator_pages_through_jobs_and_retries_a_dead_one() {
         .unwrap();
     let job_url = format!("{base}/jobs/{dead}");
     let job = until_state(&client, &job_url, "dead").await;
-    assert_eq!(job["error"], "4242 was declined");
+    assert_eq!(job["error"], "card 4242 was declined");
     for n in 0..2 {
         store
             .enqueue(NewJob::new("report", json!(n)).queue("reports"))

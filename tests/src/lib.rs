@@ -178,3 +178,17 @@ pub fn default_store() -> lanes::jobs::Store {
         })
         .clone()
 }
+
+/// A job body that declines the card the first time it runs in this test
+/// binary, and charges it after: a job that dies, then succeeds retried.
+pub async fn charge_declined_once(
+    _: lanes::jobs::JobContext,
+    card: String,
+) -> Result<String, String> {
+    static CHARGED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if CHARGED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        Ok(format!("charged {card}"))
+    } else {
+        Err(format!("card {card} was declined"))
+    }
+}

@@ -417,8 +417,8 @@ impl Workers {
         })
     }
 
-    /// Stops taking jobs and enqueueing scheduled ones at once, and lets the running ones finish within
-    /// `deadline`. Jobs still running then are released: queued again at
+    /// Stops taking jobs and enqueueing scheduled ones at once, and lets
+    /// the running ones finish within `deadline`. Jobs still running then are released: queued again at
     /// once, this attempt not counted, so that the next worker (in this
     /// process or another) resumes them without waiting for their lease to
     /// run out. Jobs not yet taken stay queued.
