@@ -960,8 +960,10 @@ impl Store {
 
     /// A page of the jobs that match `query`, newest first; pass its
     /// `next` as the next query's [`after`](JobQuery::after) for the page
-    /// that follows. The SQL stores read it through an index of creation
-    /// times, so a page costs the same deep in a long history as on top.
+    /// that follows. The SQL stores walk an index of creation times from
+    /// the cursor down, so a page costs the same deep in a long history as
+    /// on top; a queue or kind filter is checked on the way (a rare one
+    /// reads further), and the dead jobs have an index of their own.
     pub async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
         on_store!(
             self,

@@ -115,8 +115,10 @@ pub struct JobPage {
 
 /// Where a page ended: the creation time and id of its last (oldest) job.
 /// Pages are cut by these keys, not by offsets, so jobs enqueued while an
-/// operator pages through never shift the pages that follow: they are
-/// newer, and come before the first page.
+/// operator pages through never shift the pages that follow: every job
+/// stored when the first page was read shows once. The new ones are newer
+/// and come before the first page (one made in the very millisecond of
+/// the cursor's job may show on a later page instead).
 ///
 /// It reads and prints as `<creation time in ms>_<job id>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
