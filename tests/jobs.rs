@@ -512,6 +512,26 @@ async fn pages_hold_every_job_once_while_jobs_are_added(store: &Store) {
         .await
         .unwrap();
     assert_eq!(dead.jobs.iter().map(|job| job.id).collect::<Vec<_>>(), [id]);
+
+    // By state, page after page (the SQL stores read waiting jobs through
+    // the claims' index, not the creation index).
+    let queued: u64 = store.counts().await.unwrap().iter().map(|q| q.queued).sum();
+    let mut listed = HashSet::new();
+    let mut query = JobQuery::new().state(JobState::Queued).limit(7);
+    loop {
+        let page = store.list(&query).await.unwrap();
+        for job in &page.jobs {
+            assert_eq!(job.state, JobState::Queued);
+            assert!(listed.insert(job.id), "job {} listed twice", job.id);
+        }
+        let Some(next) = page.next else { break };
+        query = query.after(next);
+    }
+    assert_eq!(listed.len() as u64, queued);
+    assert!(
+        queued > 25,
+        "the jobs there and those added meanwhile, less the dead one"
+    );
 }
 
 async fn a_dead_job_retried_runs_again_and_can_succeed(store: &Store) {

@@ -247,8 +247,15 @@ pub(crate) enum PageValue {
 /// A page's statement on a SQL store, and its values in order:
 /// `placeholder(n)` writes the n-th (from 1), and `id` is how the id
 /// column sorts (PostgreSQL's by bytes, whatever the database's
-/// collation, so that it sorts as [`JobId`] does). It walks the creation
-/// index from the cursor down, one more job than the limit.
+/// collation, so that it sorts as [`JobId`] does); one more job than the
+/// limit.
+///
+/// Which index serves it follows the state asked for, so that the cost
+/// follows the jobs of that state, not the history: the running jobs and
+/// the waiting ones (queued, failed) are read through the claims' partial
+/// indexes and sorted (they are few, or bounded); the dead ones walk an
+/// index of their own from the cursor down; the others, and every job,
+/// walk the creation index.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn page_statement(
     query: &JobQuery,
@@ -261,22 +268,44 @@ pub(crate) fn page_statement(
         values.push(value);
         placeholder(values.len())
     };
-    for (column, value) in [
-        ("queue", query.queue.clone()),
-        ("state", query.state.map(|state| state.as_str().to_owned())),
-        ("kind", query.kind.clone()),
-    ] {
+    for (column, value) in [("queue", &query.queue), ("kind", &query.kind)] {
         if let Some(value) = value {
-            conditions.push(format!(
-                "{column} = {}",
-                bind(PageValue::Text(value), &mut values)
-            ));
+            let placeholder = bind(PageValue::Text(value.clone()), &mut values);
+            conditions.push(format!("{column} = {placeholder}"));
         }
     }
+    // States are written out, not bound (one of six words): a planner
+    // takes a partial index only for a condition it can see. Each partial
+    // index's own condition is repeated as written, which SQLite needs.
+    let walks_created_index = match query.state {
+        None => true,
+        Some(JobState::Running) => {
+            conditions.push("state = 'running'".to_owned());
+            false
+        }
+        Some(waiting @ (JobState::Queued | JobState::Failed)) => {
+            conditions.push(format!(
+                "state IN ('queued', 'failed') AND state = '{}'",
+                waiting.as_str()
+            ));
+            false
+        }
+        Some(ended @ (JobState::Dead | JobState::Succeeded | JobState::Cancelled)) => {
+            conditions.push(format!("state = '{}'", ended.as_str()));
+            true
+        }
+    };
+    // `+ 0` keeps the planner off the creation index where it would walk
+    // the history to find a few jobs.
+    let created_at = if walks_created_index {
+        "created_at"
+    } else {
+        "created_at + 0"
+    };
     if let Some(after) = query.after {
-        let created_at = bind(PageValue::Integer(after.created_at), &mut values);
+        let at = bind(PageValue::Integer(after.created_at), &mut values);
         let after_id = bind(PageValue::Text(after.id.to_string()), &mut values);
-        conditions.push(format!("(created_at, {id}) < ({created_at}, {after_id})"));
+        conditions.push(format!("({created_at}, {id}) < ({at}, {after_id})"));
     }
     let limit = bind(
         PageValue::Integer(i64::try_from(query.limit + 1).unwrap_or(i64::MAX)),
@@ -289,7 +318,8 @@ pub(crate) fn page_statement(
     };
     (
         format!(
-            "SELECT {} FROM lanes_jobs {filter} ORDER BY created_at DESC, {id} DESC LIMIT {limit}",
+            "SELECT {} FROM lanes_jobs {filter} ORDER BY {created_at} DESC, {id} DESC \
+             LIMIT {limit}",
             super::JOB_COLUMNS
         ),
         values,
