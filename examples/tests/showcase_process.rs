@@ -384,6 +384,44 @@ async fn a_second_sigterm_stops_at_once() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A browser tab on the dashboard, or a client following a job, holds a
+/// stream that never ends by itself: it ends at SIGTERM, so the drain
+/// closes nothing at its deadline.
+#[tokio::test]
+async fn event_streams_end_at_sigterm_and_hold_nothing_open() {
+    let data = data_folder("event-streams");
+    let mut showcase = Showcase::start(&data).await;
+    let client = reqwest::Client::new();
+    // An export that outlasts the drain: its stream would follow it.
+    write_reports(&showcase, &client, 25).await;
+    let id = showcase.export(&client, "weekly").await;
+    let mut streams = Vec::new();
+    for path in [
+        "/lanes/dashboard/events".to_owned(),
+        format!("/jobs/{id}/events"),
+    ] {
+        let mut stream = client.get(showcase.url(&path)).send().await.unwrap();
+        assert_eq!(stream.status(), 200, "{path}");
+        // The first event: the stream is open.
+        assert!(stream.chunk().await.unwrap().is_some(), "{path}");
+        streams.push((path, stream));
+    }
+    showcase.terminate();
+    for (path, mut stream) in streams {
+        while let Some(chunk) = stream.chunk().await.unwrap_or(None) {
+            assert!(!chunk.is_empty(), "{path}");
+        }
+    }
+    let status = showcase.exit_within(DRAIN_DEADLINE + MARGIN).await;
+    assert!(status.success(), "{status}; its log:\n{}", showcase.log());
+    assert!(
+        showcase.log().contains(", 0 closed at the deadline"),
+        "{}",
+        showcase.log()
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[tokio::test]
 async fn a_slow_client_does_not_hold_the_shutdown() {
     let data = data_folder("slow-client");

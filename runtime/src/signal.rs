@@ -3,10 +3,33 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
+
+/// Set when [`shutdown_signal`] resolves; [`STOPPED`] wakes the waiters.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOPPED: Notify = Notify::const_new();
+
+/// Resolves once [`shutdown_signal`] has resolved in this process (at once
+/// if it has): the streams that never end by themselves, server-sent
+/// events, end then, so that a browser tab does not hold a graceful drain
+/// open until its deadline.
+pub(crate) async fn stopping() {
+    let notified = STOPPED.notified();
+    tokio::pin!(notified);
+    // Registered before the flag is read, so a signal in between is heard.
+    notified.as_mut().enable();
+    if !STOPPING.load(Ordering::Acquire) {
+        notified.await;
+    }
+}
 
 /// Resolves at the first SIGTERM or SIGINT (on unix; Ctrl-C elsewhere),
 /// logged at `info` with the signal's name: hand it to a server's graceful
-/// shutdown, then stop the workers.
+/// shutdown, then stop the workers. The event streams lanes serves (a
+/// job's `/jobs/{id}/events`, the [`Dashboard`](crate::Dashboard)'s) end
+/// then, so that they do not hold the drain open.
 ///
 /// The handlers are installed when it is called within a tokio runtime
 /// (else at the first poll), so a signal that arrives before the server
@@ -58,6 +81,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 async fn stop_at_signals(mut listeners: Listeners) {
     let first = listeners.next().await;
     tracing::info!("lanes: {first} received: stopping gracefully; a second signal stops at once");
+    STOPPING.store(true, Ordering::Release);
+    STOPPED.notify_waiters();
     tokio::spawn(async move {
         let second = listeners.next().await;
         tracing::warn!("lanes: {second} received again: stopping at once");

@@ -107,8 +107,10 @@ impl Dashboard {
     }
 
     /// The router that serves the dashboard.
-    pub fn router(self) -> Router {
-        let actions = self.actions && self.jobs.is_some();
+    pub fn router(mut self) -> Router {
+        // Without a store there is no job to act on.
+        self.actions &= self.jobs.is_some();
+        let actions = self.actions;
         let served = Arc::new(Served {
             dashboard: self,
             last: tokio::sync::Mutex::new(None),
@@ -167,7 +169,7 @@ impl Served {
             stats: crate::stats(),
             lag: crate::heartbeat::lag_history(),
             jobs,
-            actions: self.dashboard.actions && self.dashboard.jobs.is_some(),
+            actions: self.dashboard.actions,
         }
     }
 
@@ -245,10 +247,15 @@ async fn snapshot(State(served): State<Arc<Served>>) -> Response {
 async fn events(
     State(served): State<Arc<Served>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Until the service is asked to stop: the page reconnects to the
+    // instance that serves next.
     let snapshots = futures_util::stream::unfold(
         (served, tokio::time::interval(EVERY)),
         |(served, mut every)| async move {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = crate::signal::stopping() => return None,
+            }
             let event = Event::default()
                 .event("snapshot")
                 .data(served.snapshot().await);

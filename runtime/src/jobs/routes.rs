@@ -221,7 +221,12 @@ impl Watch {
             Watch::Sent(last) => last,
         };
         loop {
-            tokio::time::sleep(EVENTS_EVERY).await;
+            // The stream also ends when the service is asked to stop, so
+            // that a client following a long job does not hold the drain.
+            tokio::select! {
+                () = tokio::time::sleep(EVENTS_EVERY) => {}
+                () = crate::signal::stopping() => return None,
+            }
             let job = match store.get(id).await {
                 Ok(Some(job)) => job,
                 // Forgotten (a memory store evicts old finished jobs) or
