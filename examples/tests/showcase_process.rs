@@ -353,6 +353,9 @@ async fn sigkill_then_a_restart_resumes_the_exports() {
     showcase.child.kill().await.unwrap();
 
     let restarted = Showcase::start(&data).await;
+    // A client of its own: the restart may get the killed process's port,
+    // and a connection pooled to the dead one would be reset.
+    let client = reqwest::Client::new();
     restarted
         .all_succeed(&client, &ids, JOB_LEASE + Duration::from_secs(30))
         .await;

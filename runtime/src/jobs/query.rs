@@ -1,5 +1,6 @@
 //! What an operator asks of a store beyond one job: pages of jobs
-//! ([`Store::list`](super::Store::list)) and retries
+//! ([`Store::list`](super::Store::list)), counts by state
+//! ([`Store::counts`](super::Store::counts)) and retries
 //! ([`Store::retry`](super::Store::retry)).
 
 use std::fmt;
