@@ -135,6 +135,11 @@ impl Showcase {
     /// SIGTERM, then exit status 0 within the drain deadline.
     async fn stops_cleanly(&mut self) {
         self.terminate();
+        self.exits_cleanly().await;
+    }
+
+    /// Exit status 0 within the drain deadline, once asked to stop.
+    async fn exits_cleanly(&mut self) {
         let status = self.exit_within(DRAIN_DEADLINE + MARGIN).await;
         assert!(status.success(), "{status}; its log:\n{}", self.log());
     }
@@ -310,13 +315,7 @@ async fn a_sigterm_during_exports_exits_0_by_the_deadline_and_a_restart_finishes
     }
     showcase.all_running(&client, &released).await;
 
-    showcase.terminate();
-    let status = showcase.exit_within(DRAIN_DEADLINE + MARGIN).await;
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM; log:\n{}",
-        showcase.log()
-    );
+    showcase.stops_cleanly().await;
 
     let restarted = Showcase::start(&data).await;
     let mut all = released.clone();
@@ -415,8 +414,7 @@ async fn event_streams_end_at_sigterm_and_hold_nothing_open() {
             assert!(!chunk.is_empty(), "{path}");
         }
     }
-    let status = showcase.exit_within(DRAIN_DEADLINE + MARGIN).await;
-    assert!(status.success(), "{status}; its log:\n{}", showcase.log());
+    showcase.exits_cleanly().await;
     assert!(
         showcase.log().contains(", 0 closed at the deadline"),
         "{}",
@@ -444,13 +442,7 @@ async fn a_slow_client_does_not_hold_the_shutdown() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    showcase.terminate();
-    let status = showcase.exit_within(DRAIN_DEADLINE + MARGIN).await;
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        showcase.log()
-    );
+    showcase.stops_cleanly().await;
     trickle.abort();
     let _ = std::fs::remove_dir_all(&data);
 }

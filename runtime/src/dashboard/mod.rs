@@ -113,6 +113,7 @@ impl Dashboard {
         let actions = self.actions;
         let served = Arc::new(Served {
             dashboard: self,
+            registry: Registry::registered(),
             last: tokio::sync::Mutex::new(None),
         });
         let router = Router::new()
@@ -131,10 +132,12 @@ impl Dashboard {
     }
 }
 
-/// What the routes share: the dashboard and its last snapshot.
+/// What the routes share: the dashboard, the program's `#[background]`
+/// kinds (for their schedules) and the last snapshot.
 #[derive(Debug)]
 struct Served {
     dashboard: Dashboard,
+    registry: Registry,
     last: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
@@ -159,10 +162,14 @@ impl Served {
         crate::heartbeat::ensure_running();
         let jobs = match &self.dashboard.jobs {
             None => None,
-            Some(store) => Some(JobsView::of(store).await.unwrap_or_else(|error| JobsView {
-                error: Some(error.to_string()),
-                ..JobsView::default()
-            })),
+            Some(store) => {
+                let mut view = JobsView::of(store).await.unwrap_or_else(|error| JobsView {
+                    error: Some(error.to_string()),
+                    ..JobsView::default()
+                });
+                view.schedules = self.registry.schedules();
+                Some(view)
+            }
         };
         Snapshot {
             at_ms: crate::jobs::millis::now(),
@@ -193,7 +200,8 @@ struct Snapshot {
 
 #[derive(Default, Serialize)]
 struct JobsView {
-    /// Every scheduled `#[background]` kind of this program.
+    /// Every scheduled `#[background]` kind of this program, listed even
+    /// when the store cannot be read.
     schedules: Vec<ScheduledKind>,
     queues: Vec<QueueCounts>,
     running: Vec<Job>,
@@ -209,13 +217,13 @@ impl JobsView {
             let query = JobQuery::new().state(state).limit(JOBS_SHOWN);
             store.list(&query).await.map(|page| page.jobs)
         };
+        // The schedules come from the program, not the store.
         Ok(JobsView {
-            schedules: Registry::registered().schedules(),
             queues: store.counts().await?,
             running: newest(JobState::Running).await?,
             failed: newest(JobState::Failed).await?,
             dead: newest(JobState::Dead).await?,
-            error: None,
+            ..JobsView::default()
         })
     }
 }
