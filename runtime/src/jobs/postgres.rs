@@ -355,14 +355,7 @@ impl PostgresStore {
         .execute(&self.db.pool)
         .await
         .map_err(database)?;
-        let row = sqlx::query("SELECT state FROM lanes_jobs WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(database)?;
-        let state = row
-            .map(|row| JobState::parse(&get::<String>(&row, "state")?))
-            .transpose()?;
+        let state = self.state_of(&id).await?;
         if state == Some(JobState::Running) {
             let (_, channel) = &self.db.notify;
             // Its worker may run in another instance; one in this process
@@ -442,14 +435,20 @@ impl PostgresStore {
         .fetch_optional(&self.db.pool)
         .await
         .map_err(database)?;
-        let row = match deleted {
-            Some(row) => Some(row),
-            None => sqlx::query("SELECT state FROM lanes_jobs WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(database)?,
-        };
+        match deleted {
+            Some(row) => JobState::parse(&get::<String>(&row, "state")?).map(Some),
+            // Unknown, or not ended: kept.
+            None => self.state_of(&id).await,
+        }
+    }
+
+    /// The state of the job `id`, if there is one.
+    async fn state_of(&self, id: &str) -> Result<Option<JobState>, StoreError> {
+        let row = sqlx::query("SELECT state FROM lanes_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(database)?;
         row.map(|row| JobState::parse(&get::<String>(&row, "state")?))
             .transpose()
     }

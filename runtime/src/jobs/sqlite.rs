@@ -270,12 +270,7 @@ impl SqliteStore {
                  WHERE id = ?2 AND state = 'running'",
                 params![now, id],
             )?;
-            let state: Option<String> = owner
-                .connection
-                .prepare_cached("SELECT state FROM lanes_jobs WHERE id = ?1")
-                .and_then(|mut statement| statement.query_row([&id], |row| row.get(0)).optional())
-                .map_err(database)?;
-            state.as_deref().map(JobState::parse).transpose()
+            owner.state_of(&id)
         })
         .await
     }
@@ -352,7 +347,7 @@ impl SqliteStore {
     pub(super) async fn delete(&self, id: JobId) -> Result<Option<JobState>, StoreError> {
         self.call(Write::Cancel, move |owner| {
             let id = id.to_string();
-            let state: Option<String> = owner
+            let deleted: Option<String> = owner
                 .connection
                 .prepare_cached(
                     "DELETE FROM lanes_jobs WHERE id = ?1 \
@@ -360,17 +355,11 @@ impl SqliteStore {
                 )
                 .and_then(|mut statement| statement.query_row([&id], |row| row.get(0)).optional())
                 .map_err(database)?;
-            let state = match state {
-                Some(state) => Some(state),
-                None => owner
-                    .connection
-                    .prepare_cached("SELECT state FROM lanes_jobs WHERE id = ?1")
-                    .and_then(|mut statement| {
-                        statement.query_row([&id], |row| row.get(0)).optional()
-                    })
-                    .map_err(database)?,
-            };
-            state.as_deref().map(JobState::parse).transpose()
+            match deleted {
+                Some(state) => JobState::parse(&state).map(Some),
+                // Unknown, or not ended: kept.
+                None => owner.state_of(&id),
+            }
         })
         .await
     }
@@ -816,6 +805,16 @@ impl Owner {
             }
         }
         Ok(claimed)
+    }
+
+    /// The state of the job `id`, if there is one.
+    fn state_of(&self, id: &str) -> Result<Option<JobState>, StoreError> {
+        let state: Option<String> = self
+            .connection
+            .prepare_cached("SELECT state FROM lanes_jobs WHERE id = ?1")
+            .and_then(|mut statement| statement.query_row([id], |row| row.get(0)).optional())
+            .map_err(database)?;
+        state.as_deref().map(JobState::parse).transpose()
     }
 
     fn retry(&mut self, id: JobId) -> Result<Option<Retried>, StoreError> {
