@@ -2,6 +2,7 @@
 //! exits with 1 when there are any outside start-up code, so that it can
 //! gate CI.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,10 +78,17 @@ fn main() -> ExitCode {
         Format::Json => lanes_audit::output::json(&report, fix_suggestions),
         Format::Sarif => lanes_audit::output::sarif(&report),
     };
-    print!("{rendered}");
-    if report.error_count() == 0 {
+    let status = if report.error_count() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    };
+    match std::io::stdout().lock().write_all(rendered.as_bytes()) {
+        // `cargo lanes audit | head` closed the pipe: what was wanted was read.
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the report: {error}");
+            ExitCode::from(2)
+        }
+        _ => status,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use lanes_audit::{Context, Options, Report};
 
@@ -662,4 +662,24 @@ fn a_route_labels_the_fn_its_path_resolves_to_not_every_fn_of_that_name() {
             ("src/users.rs", &["handler for GET /users".to_owned()][..]),
         ]
     );
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_audit_without_a_panic() {
+    let sleep = "async fn g() {\n    std::thread::sleep(std::time::Duration::from_millis(1));\n}\n";
+    let scratch = Scratch::new("closed-pipe", &[("lib.rs", sleep)]);
+    // As `cargo lanes audit | head -0`: the pipe is closed before the
+    // report is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-lanes"))
+        .args(["lanes", "audit", scratch.path()])
+        .env_remove("LANES_CONF_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, "");
 }

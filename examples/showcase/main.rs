@@ -14,7 +14,9 @@
 //! running then are released, so that the next start resumes them at once.
 //! Then it exits with status 0. A second signal ends it at once.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints the address, the `curl` commands to try and the dashboard's
+/// address on stdout.
+fn announce(addr: SocketAddr, data: &Path) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "lanes showcase listening on http://{addr}, data in {}",
+        data.display()
+    )?;
+    for command in lanes_showcase::curl_commands(&addr.to_string()) {
+        writeln!(out, "  {command}")?;
+    }
+    writeln!(
+        out,
+        "and open the live dashboard: http://{addr}/lanes/dashboard"
+    )?;
+    out.flush()
+}
+
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let data = std::env::var_os("LANES_SHOWCASE_DATA")
         .map_or_else(|| std::env::temp_dir().join("lanes-showcase"), Into::into);
@@ -66,14 +87,11 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         "showcase: listening on http://{addr}, data in {}",
         data.display()
     );
-    println!(
-        "lanes showcase listening on http://{addr}, data in {}",
-        data.display()
-    );
-    for command in lanes_showcase::curl_commands(&addr.to_string()) {
-        println!("  {command}");
+    if let Err(error) = announce(addr, &data) {
+        // `println!` would panic here and take the service down with the
+        // reader of its output (`showcase | head -1`, a closed pipe).
+        tracing::warn!(%error, "showcase: cannot print the commands to try; serving anyway");
     }
-    println!("and open the live dashboard: http://{addr}/lanes/dashboard");
     let draining = lanes_showcase::serve_until(listener, showcase.router(), shutdown).await;
     let stopping = Instant::now();
     // The workers stop claiming at once rather than after the HTTP drain.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lanes_showcase::{BODY_DEADLINE, EXPORT_RUNS, HEADER_READ_TIMEOUT, JOB_LEASE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 /// The binary's drain deadline (`main.rs`).
@@ -55,10 +55,12 @@ impl Showcase {
         stream
     }
 
-    async fn start(data: &Path) -> Showcase {
+    /// Starts the binary on `addr`, its log read into `log`, and returns its
+    /// stdout unread.
+    fn spawn(data: &Path, addr: &str) -> (Showcase, ChildStdout) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_showcase"))
             .env("LANES_SHOWCASE_DATA", data)
-            .env("LANES_SHOWCASE_ADDR", "127.0.0.1:0")
+            .env("LANES_SHOWCASE_ADDR", addr)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -74,7 +76,22 @@ impl Showcase {
                 log.push('\n');
             }
         });
-        let mut stdout = BufReader::new(child.stdout.take().expect("a piped stdout")).lines();
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let showcase = Showcase {
+            child,
+            addr: addr.to_owned(),
+            printed: Vec::new(),
+            log,
+            log_reader: Some(log_reader),
+        };
+        (showcase, stdout)
+    }
+
+    /// Starts the binary on a free port, read from its first line.
+    async fn start(data: &Path) -> Showcase {
+        let (mut showcase, stdout) = Showcase::spawn(data, "127.0.0.1:0");
+        let log = showcase.log.clone();
+        let mut stdout = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
             .await
             .expect("the showcase starts within 60 s")
@@ -85,18 +102,14 @@ impl Showcase {
             .and_then(|rest| rest.split_once(','))
             .map(|(addr, _)| addr.to_owned())
             .unwrap_or_else(|| panic!("the first line names the address: {first}"));
-        let mut printed = Vec::new();
         for _ in lanes_showcase::curl_commands(&addr) {
             let line = stdout.next_line().await.unwrap().expect("a command line");
-            printed.push(line.trim_start().to_owned());
+            showcase.printed.push(line.trim_start().to_owned());
         }
-        Showcase {
-            child,
-            addr,
-            printed,
-            log,
-            log_reader: Some(log_reader),
-        }
+        showcase.addr = addr;
+        // Read to its end, as a terminal or a log collector would.
+        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        showcase
     }
 
     fn url(&self, path: &str) -> String {
@@ -284,6 +297,43 @@ async fn the_binary_prints_the_readme_commands_for_its_address() {
     assert!(
         !log.contains('\x1b'),
         "no colour codes in a piped log:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_service() {
+    let data = data_folder("closed-stdout");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    // Nobody reads what it prints, as with `showcase | head -1`.
+    let (mut showcase, stdout) = Showcase::spawn(&data, &addr);
+    drop(stdout);
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let health = loop {
+        match client.get(showcase.url("/health")).send().await {
+            Ok(response) => break response.text().await.unwrap(),
+            Err(error) => {
+                if let Ok(Some(status)) = showcase.child.try_wait() {
+                    panic!("it stopped, {status}; its log:\n{}", showcase.log());
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no answer within 60 s: {error}; its log:\n{}",
+                    showcase.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(health, "ok\n");
+    showcase.stops_cleanly().await;
+    let log = showcase.log();
+    assert!(
+        log.contains("showcase: cannot print the commands to try; serving anyway"),
+        "a warning that the commands were not printed:\n{log}"
     );
     let _ = std::fs::remove_dir_all(&data);
 }
