@@ -1398,9 +1398,10 @@ fn enqueue_durability(report: &mut String) {
          last one ran), PostgreSQL waits for the WAL flush; process crash \
          (`Durability::ProcessCrash`): neither waits for the disk. Bounded: the default bound \
          of 100,000 unfinished jobs, checked in the enqueue's transaction (on PostgreSQL under \
-         the schema's advisory lock: the lock, a read of the jobs added per queue and its \
-         update; the jobs are counted only when the last count plus those added since could \
-         pass the bound); unbounded: `StoreOptions::unbounded()`, no check (and, on PostgreSQL, \
+         the schema's advisory lock: four round trips, `BEGIN` with the lock, a read of the \
+         jobs added per queue, the insert with their update, and `COMMIT`; the jobs are \
+         counted only when the last count plus those added since could pass the bound); \
+         unbounded: `StoreOptions::unbounded()`, no check (and, on PostgreSQL, \
          no transaction). \
          The last column starts with {QUEUED} jobs queued. Enqueues made at once share a commit (SQLite's owner thread, \
          PostgreSQL's `batch.rs`). SQLite in a temporary file on ext4 (one `fdatasync` 0.4 ms at \

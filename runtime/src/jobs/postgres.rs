@@ -43,6 +43,9 @@ struct Database {
     worker_pool: PgPool,
     /// The URL and channel the wakeup listener uses.
     notify: (String, String),
+    /// `BEGIN`, then the lock under which bounded enqueues count, sent as
+    /// one round trip (see [`begin_bounded`]).
+    begin_bounded: String,
 }
 
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -119,10 +122,16 @@ impl PostgresStore {
         let pool = connect(16, enqueue_settings).await.map_err(database)?;
         let worker_pool = connect(8, relaxed).await.map_err(database)?;
         let channel = format!("lanes_jobs_{schema}");
+        // The channel is the schema's: one lock per store.
+        let begin_bounded = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('{}'))",
+            channel.replace('\'', "''")
+        );
         let db = Database {
             pool,
             worker_pool,
             notify: (url.to_owned(), channel),
+            begin_bounded,
         };
         PostgresStore::ready(db, options).await
     }
@@ -460,13 +469,14 @@ impl PostgresStore {
 
         let id = id.to_string();
         let mut connection = self.db.pool.acquire().await.map_err(database)?;
-        let mut transaction = connection.begin().await.map_err(database)?;
         // Before the row's lock, in the order bounded enqueues take them.
         let bounded =
             self.options.max_unfinished.is_some() || !self.options.queue_max_unfinished.is_empty();
-        if bounded {
-            lock_bounds(&self.db, &mut transaction).await?;
-        }
+        let mut transaction = if bounded {
+            begin_bounded(&self.db, &mut connection).await?
+        } else {
+            connection.begin().await.map_err(database)?
+        };
         let Some(row) = sqlx::query("SELECT state, queue FROM lanes_jobs WHERE id = $1 FOR UPDATE")
             .bind(&id)
             .fetch_optional(&mut *transaction)
@@ -600,24 +610,23 @@ async fn write_batch(
     inserts: &[Insert],
     bounded: bool,
 ) -> Result<Vec<Result<JobId, StoreError>>, StoreError> {
-    use sqlx::Connection as _;
-
     let db = &target.db;
     if !bounded {
         let all: Vec<&Insert> = inserts.iter().collect();
-        let ids = add(db, connection, &all).await?;
+        let ids = add(db, connection, &all, &Added::default()).await?;
         return Ok(ids.into_iter().map(Ok).collect());
     }
-    let mut transaction = connection.begin().await.map_err(database)?;
-    lock_bounds(db, &mut transaction).await?;
-    let (admissions, counted) = admit(target, &mut transaction, inserts).await?;
+    let mut transaction = begin_bounded(db, connection).await?;
+    let (admissions, counted, adding) = admit(target, &mut transaction, inserts).await?;
     let admitted: Vec<&Insert> = inserts
         .iter()
         .zip(&admissions)
         .filter(|(_, admission)| matches!(admission, Admission::Add))
         .map(|(insert, _)| insert)
         .collect();
-    let mut added = add(db, &mut transaction, &admitted).await?.into_iter();
+    let mut added = add(db, &mut transaction, &admitted, &adding)
+        .await?
+        .into_iter();
     transaction.commit().await.map_err(database)?;
     // Only once committed: a batch rolled back leaves the last counts true.
     *target.counted.lock().unwrap_or_else(|e| e.into_inner()) = counted;
@@ -640,13 +649,14 @@ enum Admission {
 }
 
 /// Decides each enqueue of the batch, in order, against the unfinished
-/// jobs in `connection`'s transaction, and records the jobs it admits in
-/// `lanes_jobs_added`; returns the counts to keep once it commits.
+/// jobs in `connection`'s transaction; returns the counts to keep once it
+/// commits, and the jobs it admits, for [`add`] to record in
+/// `lanes_jobs_added`.
 async fn admit(
     target: &Enqueues,
     connection: &mut sqlx::PgConnection,
     inserts: &[Insert],
-) -> Result<(Vec<Admission>, Counted), StoreError> {
+) -> Result<(Vec<Admission>, Counted, Added), StoreError> {
     let options = &target.options;
     let keys: Vec<&str> = inserts
         .iter()
@@ -738,18 +748,6 @@ async fn admit(
         added_keys.extend(key);
         admissions.push(Admission::Add);
     }
-    if !adding.is_empty() {
-        let (queues, jobs): (Vec<&str>, Vec<i64>) = adding.iter().map(|(q, n)| (*q, *n)).unzip();
-        sqlx::query(
-            "INSERT INTO lanes_jobs_added (queue, jobs) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
-             ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + excluded.jobs",
-        )
-        .bind(queues)
-        .bind(jobs)
-        .execute(&mut *connection)
-        .await
-        .map_err(database)?;
-    }
     let added_in_batch: i64 = adding.values().sum();
     if options.max_unfinished.is_some() {
         counted.store = Some((in_store, added_to_all + added_in_batch));
@@ -761,7 +759,11 @@ async fn admit(
             .queues
             .insert(queue.to_owned(), (unfinished, added_after));
     }
-    Ok((admissions, counted))
+    let (queues, jobs) = adding
+        .iter()
+        .map(|(queue, jobs)| ((*queue).to_owned(), *jobs))
+        .unzip();
+    Ok((admissions, counted, Added { queues, jobs }))
 }
 
 /// The unfinished jobs of the store, or of one queue.
@@ -786,21 +788,25 @@ async fn unfinished(
     get(&row, "unfinished")
 }
 
-/// Takes the lock under which bounded enqueues count, for the rest of
-/// `connection`'s transaction.
-async fn lock_bounds(db: &Database, connection: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-    // The channel is the schema's: one lock per store.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
-        .bind(&db.notify.1)
-        .execute(connection)
+/// A transaction on `connection` that holds the lock under which bounded
+/// enqueues count, until it ends. `BEGIN` and the lock go in one simple
+/// query, one round trip; the lock is taken before any statement after it
+/// reads, so each of those sees every count committed before it.
+async fn begin_bounded<'c>(
+    db: &Database,
+    connection: &'c mut sqlx::PgConnection,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, StoreError> {
+    use sqlx::Connection as _;
+
+    connection
+        .begin_with(built(&db.begin_bounded))
         .await
         .map_err(database)
-        .map(drop)
 }
 
 /// Whether the bounds refuse a dead job of `queue` coming back (a retry);
 /// else it is counted in `lanes_jobs_added` as an enqueue is. The caller
-/// holds [`lock_bounds`].
+/// holds the lock of [`begin_bounded`].
 async fn refuse_revival(
     options: &StoreOptions,
     connection: &mut sqlx::PgConnection,
@@ -829,12 +835,21 @@ async fn refuse_revival(
     Ok(None)
 }
 
-/// Adds `inserts` in one statement on `connection`; a job whose
-/// idempotency key was taken is answered with the first job's id.
+/// The jobs a bounded batch admits, by queue, added to `lanes_jobs_added`.
+#[derive(Debug, Default)]
+struct Added {
+    queues: Vec<String>,
+    jobs: Vec<i64>,
+}
+
+/// Adds `inserts`, and `added` to the counts of `lanes_jobs_added`, in one
+/// statement on `connection`; a job whose idempotency key was taken is
+/// answered with the first job's id.
 async fn add(
     db: &Database,
     connection: &mut sqlx::PgConnection,
     inserts: &[&Insert],
+    added: &Added,
 ) -> Result<Vec<JobId>, StoreError> {
     if inserts.is_empty() {
         return Ok(Vec::new());
@@ -867,7 +882,10 @@ async fn add(
          $7::int8[], $8::text[], $9::int8[], $11::int8[]) \
          AS j(id, kind, queue, payload, max_attempts, timeout_ms, run_at, idempotency_key, now, \
          priority) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, queue) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, queue), \
+         counted AS (INSERT INTO lanes_jobs_added (queue, jobs) \
+         SELECT * FROM UNNEST($12::text[], $13::int8[]) \
+         ON CONFLICT (queue) DO UPDATE SET jobs = lanes_jobs_added.jobs + excluded.jobs) \
          SELECT id, pg_notify($10, queue)::text AS notified FROM inserted",
     )
     .bind(columns.id)
@@ -880,7 +898,9 @@ async fn add(
     .bind(columns.key)
     .bind(columns.now)
     .bind(&db.notify.1)
-    .bind(columns.priority);
+    .bind(columns.priority)
+    .bind(&added.queues)
+    .bind(&added.jobs);
     let added = returned_ids(query, &mut *connection).await?;
     let mut ids = Vec::with_capacity(inserts.len());
     for insert in inserts {
