@@ -229,8 +229,9 @@ impl TimingStats {
         let max_ms = max as f64 / 1e6;
         // The middle of the bucket that holds the quantile, never above
         // the largest sample.
+        let sampled: u64 = buckets.iter().sum();
         let quantile = |q: f64| {
-            let rank = (q * buckets.iter().sum::<u64>() as f64).ceil().max(1.0) as u64;
+            let rank = (q * sampled as f64).ceil().max(1.0) as u64;
             let mut seen = 0;
             for (index, in_bucket) in buckets.iter().enumerate() {
                 seen += in_bucket;

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::schedule::Schedule;
 use super::state::StateType;
 use super::worker::{Failure, Outcome};
-use super::{JobContext, JobId, NewJob, Store, StoreError};
+use super::{DEFAULT_QUEUE, JobContext, JobId, NewJob, Store, StoreError};
 use crate::jobs::Accepted;
 
 /// One `#[background]` fn: its kind's name, the options its attribute
@@ -56,6 +56,16 @@ impl JobKind {
             schedule,
             run,
         }
+    }
+
+    /// The queue its jobs go to.
+    pub(crate) fn queue(&self) -> &'static str {
+        self.queue.unwrap_or(DEFAULT_QUEUE)
+    }
+
+    /// Whether workers that take `queues` run its jobs.
+    pub(crate) fn taken_by(&self, queues: &[String]) -> bool {
+        queues.iter().any(|taken| taken == self.queue())
     }
 
     /// A job of this kind with `payload`, and the options the attribute

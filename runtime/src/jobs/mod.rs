@@ -170,13 +170,16 @@ pub struct NewJob {
     pub priority: i16,
 }
 
+/// The queue of a job, or of a `#[background]` kind, that names none.
+pub(crate) const DEFAULT_QUEUE: &str = "default";
+
 impl NewJob {
     /// A job of `kind` with these arguments, on the `default` queue, with 3
     /// attempts of at most 5 minutes each, due now.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> NewJob {
         NewJob {
             kind: kind.into(),
-            queue: "default".to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
             payload,
             max_attempts: 3,
             timeout: Duration::from_secs(300),

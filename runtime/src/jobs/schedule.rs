@@ -148,7 +148,7 @@ impl ScheduledKind {
             .map(from_millis);
         Some(ScheduledKind {
             kind: kind.name,
-            queue: kind.queue.unwrap_or("default"),
+            queue: kind.queue(),
             schedule: schedule.to_string(),
             next_slot,
         })

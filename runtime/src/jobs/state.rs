@@ -118,8 +118,7 @@ impl States {
         // By type name, so the error is the same at every start.
         let mut missing: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
         for kind in kinds {
-            let queue = kind.queue.unwrap_or("default");
-            if !queues.iter().any(|taken| taken == queue) {
+            if !kind.taken_by(queues) {
                 continue;
             }
             for &state in kind.states {

@@ -350,7 +350,7 @@ impl Workers {
         let running = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let queues = config.queues.clone().unwrap_or_else(|| {
             let mut queues = registry.queues.clone();
-            queues.insert("default".to_owned());
+            queues.insert(super::DEFAULT_QUEUE.to_owned());
             queues.into_iter().collect()
         });
         config
@@ -386,9 +386,8 @@ impl Workers {
         }
         // The kinds of the queues these workers take.
         let scheduled = shared.registry.background.iter().filter_map(|kind| {
-            let taken = queues.contains(&kind.queue.unwrap_or("default").to_owned());
             kind.schedule
-                .filter(|_| taken)
+                .filter(|_| kind.taken_by(&queues))
                 .map(|schedule| (*kind, schedule))
         });
         for (kind, schedule) in scheduled {
