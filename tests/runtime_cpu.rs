@@ -150,3 +150,40 @@ async fn work_whose_caller_left_before_it_started_is_skipped() {
     cpu_lane_runs_together(CPU_THREADS).await;
     assert!(!ABANDONED_RAN.load(Ordering::SeqCst));
 }
+
+fn cpu_places_taken() -> usize {
+    lanes::stats()
+        .lane(lanes::Lane::CpuBound)
+        .admitted
+        .expect("the CPU lane has a bound")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_gives_its_place_back_as_it_returns_or_when_its_body_ends() {
+    install_lanes();
+    let _pool = POOL.lock().await;
+    // A caller that has its result has given its place back.
+    for _ in 0..100 {
+        lanes::run_cpu(|| ()).await;
+        assert_eq!(cpu_places_taken(), 0);
+    }
+    // Callers that leave while their bodies run do not free their places:
+    // the bodies still hold the threads.
+    let (open, busy) = occupy_cpu_threads().await;
+    for call in &busy {
+        call.abort();
+    }
+    for call in busy {
+        assert!(call.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(cpu_places_taken(), CPU_THREADS);
+    open.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while cpu_places_taken() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bodies returned, but their places were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

@@ -26,16 +26,17 @@ async fn run_erased(site: &'static Site, body: Body) -> Value {
     // `#[instrument]`'s), as it would have inline.
     let span = tracing::Span::current();
     // The places travel with the call: a caller that goes away does not free
-    // a slot while its call still runs.
+    // a slot while its call still runs. They come back with the value and
+    // are given back here, so that a call waiting for a place is woken on
+    // this worker rather than from the pool thread.
     let task = AbortOnDrop(tokio::task::spawn_blocking(move || {
-        let _admitted = admitted;
         let _detached = detached;
         let _running = queued.start();
         let _span = span.entered();
-        body()
+        (body(), admitted)
     }));
     match task.await {
-        Ok(value) => value,
+        Ok((value, _admitted)) => value,
         // tokio caught the panic on the pool thread; it resumes here.
         Err(error) if error.is_panic() => panic::resume_unwind(error.into_panic()),
         Err(_) => panic!(

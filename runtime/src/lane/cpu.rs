@@ -34,8 +34,13 @@ async fn run_erased(site: &'static Site, body: Body) -> Value {
 /// The job skips `body` when the awaiting future is already gone (the
 /// client went away before a thread was free), and catches a panic so that
 /// it resumes in the awaiting task instead of killing the pool thread.
-/// The call keeps its place in the lane until `body` has run or been
-/// skipped, and `body` runs inside the caller's tracing span.
+/// `body` runs inside the caller's tracing span.
+///
+/// The call's place in the lane travels back with its result and is given
+/// back by the caller as it takes the result: a call waiting for a place is
+/// then woken on the caller's tokio worker instead of from the pool thread,
+/// one cross-thread wake a call fewer. A call whose caller has gone gives
+/// its place back on the pool thread, once `body` has run or been skipped.
 fn bridge(
     site: &'static Site,
     (queued, admitted): (Queued, Admitted),
@@ -45,7 +50,6 @@ fn bridge(
     let detached = crate::detached::hold();
     let span = tracing::Span::current();
     let job = move || {
-        let _admitted = admitted;
         let _detached = detached;
         if sender.is_closed() {
             return;
@@ -58,7 +62,7 @@ fn bridge(
         }
         // The caller may have gone while `body` ran; the result is then
         // unwanted. It is sent before the bookkeeping: the caller waits.
-        let _ = sender.send(result);
+        let _ = sender.send((result, admitted));
         drop(running);
     };
     (job, Outcome { site, receiver })
@@ -66,7 +70,7 @@ fn bridge(
 
 struct Outcome {
     site: &'static Site,
-    receiver: oneshot::Receiver<thread::Result<Value>>,
+    receiver: oneshot::Receiver<(thread::Result<Value>, Admitted)>,
 }
 
 impl Outcome {
@@ -74,8 +78,11 @@ impl Outcome {
     /// run inline.
     async fn get(self) -> Value {
         match self.receiver.await {
-            Ok(Ok(value)) => value,
-            Ok(Err(payload)) => panic::resume_unwind(payload),
+            Ok((Ok(value), _admitted)) => value,
+            Ok((Err(payload), admitted)) => {
+                drop(admitted);
+                panic::resume_unwind(payload)
+            }
             Err(_) => panic!(
                 "lanes: `{}` was dropped before it ran, because the CPU pool shut down",
                 self.site.name
