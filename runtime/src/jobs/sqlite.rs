@@ -47,21 +47,32 @@ const SWEEP_EVERY: i64 = 100;
 /// third index, kept at every change of state, cost more than it saved.
 const DROP_UNFINISHED_INDEX: &str = "DROP INDEX IF EXISTS lanes_jobs_unfinished";
 
-const CLAIMED_COLUMNS: &str =
-    "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at";
+/// The columns a claim returns, in the order [`read_claimed`] reads them;
+/// a macro, so that the claims below are whole constants.
+macro_rules! claimed_columns {
+    () => {
+        "id, kind, queue, payload, attempts, max_attempts, timeout_ms, run_at"
+    };
+}
 
-/// The claims, each through its partial index, followed by
-/// [`CLAIMED_COLUMNS`]: jobs whose worker's lease ran out, and due jobs.
-/// `run_at` ends up as the time the job became due (SET reads the old row).
-const CLAIM_EXPIRED: &str = "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
+/// The claims, each through its partial index: jobs whose worker's lease
+/// ran out, and due jobs. `run_at` ends up as the time the job became due
+/// (SET reads the old row).
+const CLAIM_EXPIRED: &str = concat!(
+    "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
      worker = ?1, lease_until = ?2, updated_at = ?3, run_at = lease_until \
      WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = ?4 AND state = 'running' \
-     AND lease_until <= ?3 ORDER BY lease_until LIMIT ?5) RETURNING ";
-const CLAIM_READY: &str = "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
+     AND lease_until <= ?3 ORDER BY lease_until LIMIT ?5) RETURNING ",
+    claimed_columns!()
+);
+const CLAIM_READY: &str = concat!(
+    "UPDATE lanes_jobs SET state = 'running', attempts = attempts + 1, \
      worker = ?1, lease_until = ?2, updated_at = ?3 \
      WHERE id IN (SELECT id FROM lanes_jobs WHERE queue = ?4 \
      AND state IN ('queued', 'failed') AND run_at <= ?3 ORDER BY priority DESC, run_at LIMIT ?5) \
-     RETURNING ";
+     RETURNING ",
+    claimed_columns!()
+);
 
 fn database(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error.to_string())
@@ -802,7 +813,7 @@ impl Owner {
             }
             let mut statement = self
                 .connection
-                .prepare_cached(&format!("{statement}{CLAIMED_COLUMNS}"))
+                .prepare_cached(statement)
                 .map_err(database)?;
             let rows = statement
                 .query_map(
@@ -965,7 +976,7 @@ fn time_of(row: &Row, column: usize) -> rusqlite::Result<SystemTime> {
     row.get(column).map(super::from_millis)
 }
 
-/// A claimed job from a row of [`CLAIMED_COLUMNS`]; the inner error is a
+/// A claimed job from a row a claim returns; the inner error is a
 /// row that cannot be read as one.
 fn read_claimed(row: &Row) -> rusqlite::Result<Result<Claimed, StoreError>> {
     let id: String = row.get(0)?;
@@ -1030,6 +1041,7 @@ fn read_job(row: &Row) -> rusqlite::Result<Result<Job, StoreError>> {
 mod tests {
     use rusqlite::StatementStatus;
 
+    use super::super::DEFAULT_QUEUE;
     use super::*;
 
     /// A claim whose limit changes from call to call runs the statement
@@ -1049,15 +1061,12 @@ mod tests {
         }
         let mut claimed = 0;
         for limit in [1, 2, 3] {
-            let next = NextClaim::new("default", "worker", Duration::from_secs(30), limit);
+            let next = NextClaim::new(DEFAULT_QUEUE, "worker", Duration::from_secs(30), limit);
             claimed += owner.claim(&next).unwrap().len();
         }
         assert_eq!(claimed, 6);
         for statement in [CLAIM_EXPIRED, CLAIM_READY] {
-            let prepared = owner
-                .connection
-                .prepare_cached(&format!("{statement}{CLAIMED_COLUMNS}"))
-                .unwrap();
+            let prepared = owner.connection.prepare_cached(statement).unwrap();
             assert_eq!(
                 prepared.get_status(StatementStatus::RePrepare),
                 0,
